@@ -1,0 +1,3 @@
+from agentx_lb.cli import main
+
+raise SystemExit(main())

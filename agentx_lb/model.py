@@ -1,0 +1,154 @@
+"""Frozen value types passed between the layers: plain ints, strings and tuples.
+
+Nothing here does I/O. No vpp_papi or pyagentx3 object ever appears in these
+types; the adapters convert at their boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from agentx_lb.errors import CliParseError
+
+PROTOCOL_ANY = 255  # VIP without port: every IP protocol
+PORT_ANY = 0
+
+_PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp"}
+
+
+class Encap(enum.IntEnum):
+    """vppLbVipEncap; the values are the MIB's enumeration."""
+
+    GRE4 = 1
+    GRE6 = 2
+    L3DSR = 3
+    NAT4 = 4
+    NAT6 = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One application server (AS) of a VIP, from the `#as:` block."""
+
+    address: str  # canonical text (ipaddress' compressed form)
+    buckets: int  # share of the Maglev table
+    flows: int  # current sticky-table entries
+    used: bool  # False when VPP prints " removed"
+    weight: int | None = None  # only where the VPP release prints `weight:`
+
+    @property
+    def ip_version(self) -> int:
+        return 6 if ":" in self.address else 4
+
+
+@dataclass(frozen=True, slots=True)
+class Vip:
+    """One VIP block of `show lb vips verbose`."""
+
+    index: int  # LB pool index: the `[N]`, also the LB stats-vector index
+    address: str  # canonical text of the prefix address
+    prefix_length: int  # IPv4 0..32 (never the +96 form), IPv6 0..128
+    ip_version: int  # 4 or 6, of the VIP prefix
+    encap: Encap
+    protocol: int = PROTOCOL_ANY  # 255 = any (all-port VIP has no protocol line)
+    port: int = PORT_ANY  # 0 = all ports
+    src_ip_sticky: bool = False
+    flow_table_length: int = 0  # `new_size`
+    removed: bool = False
+    backends: tuple[Backend, ...] = ()
+    dscp: int | None = None  # ip4-l3dsr only
+    target_port: int | None = None  # nat4/nat6 only
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.address}/{self.prefix_length}"
+
+    @property
+    def name(self) -> str:
+        """Operator label: `192.0.2.1/32 tcp/80`, `203.0.113.0/24 any`."""
+        if self.port == PORT_ANY:
+            return f"{self.prefix} any"
+        proto = _PROTOCOL_NAMES.get(self.protocol, f"proto{self.protocol}")
+        return f"{self.prefix} {proto}/{self.port}"
+
+    @property
+    def identity(self) -> tuple[int, str, int, int]:
+        """What must stay equal for a row to keep its counters monotonic."""
+        return (self.index, self.prefix, self.protocol, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class LbSettings:
+    """LB global configuration (`show lb`); None where VPP does not expose it."""
+
+    ip4_src_address: str | None = None
+    ip6_src_address: str | None = None
+    sticky_buckets_per_core: int | None = None
+    flow_timeout_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VipCounters:
+    """Packet/byte counters of one VIP, summed over every VPP thread."""
+
+    next_packets: int = 0  # `packet from existing sessions`
+    first_packets: int = 0  # `first session packet`
+    untracked_packets: int = 0  # `untracked packet`
+    no_server_packets: int = 0  # `no server configured`
+    route_packets: int = 0  # `/net/route/to` at the prefix's FIB stats_index
+    route_octets: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RawScrape:
+    """Everything one scrape read from VPP, as plain Python values."""
+
+    vips: tuple[Vip, ...]  # parsed VIPs, `removed` ones included (reduce drops them)
+    problems: tuple[CliParseError, ...]  # CLI lines skipped by the lenient parser
+    # The four LB simple counters as read: name -> per-thread rows (a row may be
+    # short right after a VIP is added). A name is absent before the first VIP.
+    lb_counters: Mapping[str, list[list[int]]]
+    # `/net/route/to`: per-thread rows of (packets, octets).
+    route_to: list[list[tuple[int, int]]]
+    # VIP prefix -> FIB stats_index (None: no exact FIB entry for the prefix).
+    stats_index: Mapping[str, int | None]
+    vpp_instance: str  # changes whenever VPP restarts (new stats segment)
+    vpp_version: str = ""
+    settings: LbSettings | None = None
+    # Wall milliseconds spent per phase (`cli`, `route_lookup`, `stats`), for benchmarks.
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VipRow:
+    """One served row: the VIP, its monotonic counters and discontinuity time."""
+
+    vip: Vip
+    counters: VipCounters
+    discontinuity_cs: int  # TimeStamp, centiseconds of agent uptime
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Agent and VPP health, served as the vppLbAgent scalars."""
+
+    vpp_connected: bool = False
+    vpp_version: str = ""
+    vip_count: int = 0
+    vip_table_last_change_cs: int = 0  # TimeStamp
+    table_age_s: int = 0
+    last_scrape_duration_ms: int = 0
+    scrape_failures: int = 0  # total since start (Counter64)
+    consecutive_failures: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the agent serves: rows sorted by VIP index, settings and health."""
+
+    rows: tuple[VipRow, ...] = ()
+    settings: LbSettings | None = None
+    health: Health = field(default_factory=Health)

@@ -1,0 +1,136 @@
+"""Every OID agentx-lb serves, relative to the configurable root.
+
+`mibs/IPNG-VPP-LB-MIB.txt` is the source of truth; `tests/test_oids_contract.py`
+parses it and proves that this module says the same (names, sub-ids, types).
+OIDs are always ``tuple[int, ...]`` in code (tuples compare and sort correctly);
+they become dotted strings only for display.
+"""
+
+from __future__ import annotations
+
+import enum
+
+Oid = tuple[int, ...]
+
+# netSnmpPlaypen.8298 (NET-SNMP-MIB reserves netSnmpPlaypen for local use). A
+# production deployment should register an IANA PEN and set `oid_root`.
+DEFAULT_ROOT: Oid = (1, 3, 6, 1, 4, 1, 8072, 9999, 9999, 8298)
+
+# Sub-trees, relative to the root (ipngVppLbMIB).
+NOTIFICATIONS: Oid = (0,)
+OBJECTS: Oid = (1,)
+AGENT: Oid = (1, 1)  # scalars: AGENT + (scalar, 0)
+VIP_TABLE: Oid = (1, 2)
+VIP_ENTRY: Oid = (1, 2, 1)  # cells: VIP_ENTRY + (column, vip_index)
+BACKEND_TABLE: Oid = (1, 3)
+BACKEND_ENTRY: Oid = (1, 3, 1)  # cells: BACKEND_ENTRY + (column, vip_index, addr_type, len, *addr)
+CONFORMANCE: Oid = (2,)
+
+
+class SnmpType(enum.IntEnum):
+    """AgentX/SNMP value types (RFC 2741 5.4) of the values we serve."""
+
+    INTEGER = 2
+    OCTET_STRING = 4
+    GAUGE32 = 66  # also Unsigned32 and the textual conventions built on it
+    TIMETICKS = 67  # TimeStamp
+    COUNTER64 = 70
+
+
+class _Column(enum.IntEnum):
+    """An IntEnum whose members also carry the MIB name and SNMP type."""
+
+    mib_name: str
+    snmp_type: SnmpType
+
+    def __new__(cls, sub_id: int, mib_name: str, snmp_type: SnmpType) -> _Column:
+        member = int.__new__(cls, sub_id)
+        member._value_ = sub_id
+        member.mib_name = mib_name
+        member.snmp_type = snmp_type
+        return member
+
+
+_I, _S, _G, _T, _C = (
+    SnmpType.INTEGER,
+    SnmpType.OCTET_STRING,
+    SnmpType.GAUGE32,
+    SnmpType.TIMETICKS,
+    SnmpType.COUNTER64,
+)
+
+
+class AgentScalar(_Column):
+    """vppLbAgent scalars, served at root + AGENT + (sub_id, 0)."""
+
+    VPP_CONNECTED = 1, "vppLbAgentVppConnected", _I  # TruthValue
+    VPP_VERSION = 2, "vppLbAgentVppVersion", _S
+    VIP_COUNT = 3, "vppLbAgentVipCount", _G
+    VIP_TABLE_LAST_CHANGE = 4, "vppLbAgentVipTableLastChange", _T
+    TABLE_AGE = 5, "vppLbAgentTableAge", _G  # seconds
+    LAST_SCRAPE_DURATION = 6, "vppLbAgentLastScrapeDuration", _G  # milliseconds
+    SCRAPE_FAILURES = 7, "vppLbAgentScrapeFailures", _C
+    CONSECUTIVE_FAILURES = 8, "vppLbAgentConsecutiveFailures", _G
+    LAST_ERROR = 9, "vppLbAgentLastError", _S
+    # LB global settings: served only where VPP exposes them.
+    IP4_SRC_ADDRESS = 10, "vppLbConfIp4SrcAddress", _S  # InetAddressIPv4
+    IP6_SRC_ADDRESS = 11, "vppLbConfIp6SrcAddress", _S  # InetAddressIPv6
+    STICKY_BUCKETS_PER_CORE = 12, "vppLbConfStickyBucketsPerCore", _G
+    FLOW_TIMEOUT = 13, "vppLbConfFlowTimeout", _G  # seconds
+
+
+class VipColumn(_Column):
+    """vppLbVipEntry columns, served at root + VIP_ENTRY + (sub_id, vip_index)."""
+
+    INDEX = 1, "vppLbVipIndex", _G  # not-accessible (the index), never served
+    NAME = 2, "vppLbVipName", _S
+    ADDRESS_TYPE = 3, "vppLbVipAddressType", _I
+    ADDRESS = 4, "vppLbVipAddress", _S
+    PREFIX_LENGTH = 5, "vppLbVipPrefixLength", _G
+    PROTOCOL = 6, "vppLbVipProtocol", _G
+    PORT = 7, "vppLbVipPort", _G
+    ENCAP = 8, "vppLbVipEncap", _I
+    SRC_IP_STICKY = 9, "vppLbVipSrcIpSticky", _I  # TruthValue
+    FLOW_TABLE_LENGTH = 10, "vppLbVipFlowTableLength", _G
+    BACKEND_COUNT = 11, "vppLbVipBackendCount", _G
+    ACTIVE_BACKEND_COUNT = 12, "vppLbVipActiveBackendCount", _G
+    OPER_STATUS = 13, "vppLbVipOperStatus", _I
+    NEXT_PACKETS = 14, "vppLbVipNextPackets", _C
+    FIRST_PACKETS = 15, "vppLbVipFirstPackets", _C
+    UNTRACKED_PACKETS = 16, "vppLbVipUntrackedPackets", _C
+    NO_SERVER_PACKETS = 17, "vppLbVipNoServerPackets", _C
+    ROUTE_PACKETS = 18, "vppLbVipRoutePackets", _C
+    ROUTE_OCTETS = 19, "vppLbVipRouteOctets", _C
+    DISCONTINUITY_TIME = 20, "vppLbVipDiscontinuityTime", _T
+
+
+class BackendColumn(_Column):
+    """vppLbBackendEntry columns; INDEX { vppLbVipIndex, AddressType, Address }."""
+
+    ADDRESS_TYPE = 1, "vppLbBackendAddressType", _I  # not-accessible (index)
+    ADDRESS = 2, "vppLbBackendAddress", _S  # not-accessible (index)
+    STATE = 3, "vppLbBackendState", _I
+    WEIGHT = 4, "vppLbBackendWeight", _G
+    BUCKETS = 5, "vppLbBackendBuckets", _G
+    FLOWS = 6, "vppLbBackendFlows", _G
+    NAME = 7, "vppLbBackendName", _S
+
+
+# Enumerations the MIB defines (values served as INTEGER).
+TRUTH_TRUE, TRUTH_FALSE = 1, 2  # SNMPv2-TC TruthValue
+INET_ADDRESS_IPV4, INET_ADDRESS_IPV6 = 1, 2  # INET-ADDRESS-MIB InetAddressType
+OPER_UP, OPER_NO_ACTIVE_BACKENDS = 1, 2  # vppLbVipOperStatus
+BACKEND_USED, BACKEND_REMOVED = 1, 2  # vppLbBackendState
+
+
+def parse_oid(text: str) -> Oid:
+    """`1.3.6.1` or `.1.3.6.1` -> (1, 3, 6, 1); raises ValueError on anything else."""
+    parts = text.strip().lstrip(".").split(".")
+    oid = tuple(int(p) for p in parts)
+    if len(oid) < 2 or any(not 0 <= p <= 0xFFFFFFFF for p in oid):
+        raise ValueError(f"not an OID: {text!r}")
+    return oid
+
+
+def format_oid(oid: Oid) -> str:
+    return ".".join(map(str, oid))

@@ -1,0 +1,1 @@
+"""Private snmpd fixtures (owned by the AgentX work)."""

@@ -1,0 +1,1 @@
+"""Emulated-VPP fixtures (owned by the emulator work)."""
