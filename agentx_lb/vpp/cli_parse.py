@@ -1,0 +1,345 @@
+"""Parse the lb plugin's CLI text: `show lb vips verbose` and `show lb`.
+
+Pure: standard library only. Every VPP style is understood (vpp-facts §2.6):
+
+* 20.09-22.10: `` ip4-gre4 [1] 192.0.2.1/32``, backends ``A 512 buckets   54 flows  dpo:18 used``;
+* 23.02-26.06: the header may carry `` src_ip_sticky``;
+* master (2026-04): backends ``A weight:W buckets:B flows:F dpo:D used``.
+
+A removed VIP or backend ends in `` removed`` (two spaces after ``dpo:N`` for a
+backend). NAT VIPs print ``type:... port:... target_port:N`` with no newline,
+so ``  counters:`` follows on the same line. All-port VIPs have no
+``protocol:`` line (protocol 255, port 0). Lines may end in CRLF (vppctl).
+
+The lenient parser skips a whole VIP block when one of its lines is not
+understood and records a `CliParseError`; the other VIPs are still returned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import NamedTuple
+
+from agentx_lb.errors import CliParseError
+from agentx_lb.model import PORT_ANY, PROTOCOL_ANY, Backend, Encap, LbSettings, Vip
+
+__all__ = [
+    "ParsedVips",
+    "parse_lb_settings",
+    "parse_lb_vip_count",
+    "parse_vips",
+    "parse_vips_strict",
+]
+
+# `format_lb_vip_type` names: VIP address family, then the encap.
+_VIP_TYPES: dict[str, tuple[int, Encap]] = {
+    "ip6-gre6": (6, Encap.GRE6),
+    "ip6-gre4": (6, Encap.GRE4),
+    "ip4-gre6": (4, Encap.GRE6),
+    "ip4-gre4": (4, Encap.GRE4),
+    "ip4-l3dsr": (4, Encap.L3DSR),
+    "ip4-nat4": (4, Encap.NAT4),
+    "ip6-nat6": (6, Encap.NAT6),
+}
+
+_U16_MAX = 0xFFFF
+_U32_MAX = 0xFFFFFFFF
+
+_N = "([0-9]{1,20})"  # ASCII digits only (int() would accept other scripts' digits)
+_HEADER = re.compile(
+    rf"^\s*(\S+) \[{_N}\] (\S+?)/{_N}((?: +(?:src_ip_sticky|removed))*)\s*$"
+)
+_NEW_SIZE = re.compile(r"^new_size:\s*([0-9]{1,20})$")
+_PROTO_PORT = re.compile(r"^protocol:([0-9]{1,20}) port:([0-9]{1,20})$")
+_DSCP = re.compile(r"^dscp:([0-9]{1,20})$")
+# NAT: VPP forgets the newline, so `counters:` may follow on the same line.
+_NAT = re.compile(rf"^type:(clusterip|nodeport) port:{_N} target_port:{_N}(\s+counters:)?$")
+_COUNTERS = re.compile(r"^counters:$")
+_COUNTER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9 _-]*: [0-9]{1,20}$")
+_AS_COUNT = re.compile(r"^#as:\s*([0-9]{1,20})$")
+_AS_OLD = re.compile(rf"^(\S+) {_N} buckets +{_N} flows +dpo:{_N} +(used|removed)$")
+_AS_MASTER = re.compile(
+    rf"^(\S+) weight:{_N} buckets:{_N} flows:{_N} dpo:{_N} +(used|removed)$"
+)
+
+
+class ParsedVips(NamedTuple):
+    """Result of the lenient parser: the VIPs understood and the problems seen."""
+
+    vips: tuple[Vip, ...]
+    problems: tuple[CliParseError, ...]
+
+
+def _lines(text: str) -> list[str]:
+    # Only \n splits (str.splitlines would also split on \x0b, \x1c, U+2028 ...
+    # which VPP never emits as line ends); a trailing \r is vppctl's CRLF.
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # ipaddress also accepts scope ids ("fe80::1%eth0") which VPP never prints.
+    if "%" in text:
+        raise ValueError("scope id")
+    return ipaddress.ip_address(text)
+
+
+class _Block:
+    """Accumulates one VIP block; `fail()` marks it unusable with the first problem."""
+
+    def __init__(self, line_no: int, line: str, match: re.Match[str]) -> None:
+        self.problem: CliParseError | None = None
+        self.line_no = line_no
+        self.index = int(match.group(2))
+        self.type_name = match.group(1)
+        flags = match.group(5).split()
+        self.removed = "removed" in flags
+        self.src_ip_sticky = "src_ip_sticky" in flags
+        self.address = ""
+        self.prefix_length = 0
+        self.ip_version = 4
+        self.encap = Encap.GRE4
+        self.new_size: int | None = None
+        self.protocol = PROTOCOL_ANY
+        self.port = PORT_ANY
+        self.dscp: int | None = None
+        self.target_port: int | None = None
+        self.in_counters = False
+        self.as_count: int | None = None
+        self.backends: list[Backend] = []
+        # Which section the next line may belong to: "head", "counters", "as".
+        self.section = "head"
+        self._header(line_no, line, match)
+
+    def fail(self, line_no: int, line: str, reason: str) -> None:
+        if self.problem is None:
+            self.problem = CliParseError(line_no, line, reason)
+
+    def _header(self, line_no: int, line: str, match: re.Match[str]) -> None:
+        vip_type = _VIP_TYPES.get(self.type_name)
+        if vip_type is None:
+            self.fail(line_no, line, f"unknown VIP type {self.type_name!r}")
+            return
+        family, self.encap = vip_type
+        if not 1 <= self.index <= _U32_MAX:
+            self.fail(line_no, line, f"VIP index {self.index} out of range")
+            return
+        try:
+            addr = _address(match.group(3))
+        except ValueError:
+            self.fail(line_no, line, "bad VIP address")
+            return
+        self.ip_version = addr.version
+        if addr.version != family:
+            self.fail(line_no, line, f"IPv{addr.version} prefix on a {self.type_name} VIP")
+            return
+        self.address = addr.compressed
+        self.prefix_length = int(match.group(4))
+        if self.prefix_length > addr.max_prefixlen:
+            self.fail(line_no, line, f"prefix length {self.prefix_length} out of range")
+
+    def feed(self, line_no: int, line: str) -> None:
+        """One non-blank line inside the block."""
+        s = line.strip()
+        if self.section == "head":
+            self._feed_head(line_no, line, s)
+        elif self.section == "counters":
+            if _COUNTER_LINE.match(s):
+                return
+            m = _AS_COUNT.match(s)
+            if m is None:
+                self.fail(line_no, line, "unexpected line in counters")
+                return
+            self.as_count = int(m.group(1))
+            self.section = "as"
+        else:
+            self._feed_backend(line_no, line, s)
+
+    def _feed_head(self, line_no: int, line: str, s: str) -> None:
+        if (m := _NEW_SIZE.match(s)) is not None:
+            if self.new_size is not None:
+                self.fail(line_no, line, "duplicate new_size")
+            self.new_size = int(m.group(1))
+            if self.new_size > _U32_MAX:
+                self.fail(line_no, line, "new_size out of range")
+        elif (m := _PROTO_PORT.match(s)) is not None:
+            self.protocol, self.port = int(m.group(1)), int(m.group(2))
+            if self.protocol > 255:
+                self.fail(line_no, line, f"protocol {self.protocol} out of range")
+            if self.port > _U16_MAX:
+                self.fail(line_no, line, f"port {self.port} out of range")
+        elif (m := _DSCP.match(s)) is not None:
+            self.dscp = int(m.group(1))
+            if self.encap is not Encap.L3DSR or self.dscp > 63:
+                self.fail(line_no, line, "unexpected dscp")
+        elif (m := _NAT.match(s)) is not None:
+            # The `port:` here is VPP's ntohs() of a host-order value (garbage);
+            # the protocol line carries the real port.
+            self.target_port = int(m.group(3))
+            if self.encap not in (Encap.NAT4, Encap.NAT6):
+                self.fail(line_no, line, "NAT type line on a non-NAT VIP")
+            if self.target_port > _U16_MAX:
+                self.fail(line_no, line, f"target_port {self.target_port} out of range")
+            if m.group(4):
+                self.section = "counters"
+        elif _COUNTERS.match(s):
+            self.section = "counters"
+        else:
+            self.fail(line_no, line, "unexpected line in VIP header")
+        if self.section == "counters" and self.new_size is None:
+            self.fail(line_no, line, "counters before new_size")
+
+    def _feed_backend(self, line_no: int, line: str, s: str) -> None:
+        weight: int | None = None
+        if (m := _AS_OLD.match(s)) is not None:
+            addr_text, buckets, flows, state = m.group(1), m.group(2), m.group(3), m.group(5)
+        elif (m := _AS_MASTER.match(s)) is not None:
+            addr_text, buckets, flows, state = m.group(1), m.group(3), m.group(4), m.group(6)
+            weight = int(m.group(2))
+        else:
+            self.fail(line_no, line, "unexpected line in backends")
+            return
+        try:
+            addr = _address(addr_text)
+        except ValueError:
+            self.fail(line_no, line, "bad backend address")
+            return
+        address = addr.compressed
+        if any(b.address == address for b in self.backends):
+            self.fail(line_no, line, "duplicate backend address")
+            return
+        self.backends.append(
+            Backend(
+                address=address,
+                buckets=int(buckets),
+                flows=int(flows),
+                used=state == "used",
+                weight=weight,
+            )
+        )
+
+    def finish(self, last_line_no: int, last_line: str) -> Vip | None:
+        """The Vip, or None after recording why the block is incomplete."""
+        if self.problem is None:
+            if self.section != "as":
+                self.fail(last_line_no, last_line, "VIP block ends before #as")
+            elif self.as_count != len(self.backends):
+                self.fail(
+                    last_line_no,
+                    last_line,
+                    f"#as:{self.as_count} but {len(self.backends)} backend lines",
+                )
+        if self.problem is not None:
+            return None
+        assert self.new_size is not None  # checked when the counters section began
+        return Vip(
+            index=self.index,
+            address=self.address,
+            prefix_length=self.prefix_length,
+            ip_version=self.ip_version,
+            encap=self.encap,
+            protocol=self.protocol,
+            port=self.port,
+            src_ip_sticky=self.src_ip_sticky,
+            flow_table_length=self.new_size,
+            removed=self.removed,
+            backends=tuple(self.backends),
+            dscp=self.dscp,
+            target_port=self.target_port,
+        )
+
+
+def parse_vips(text: str) -> ParsedVips:
+    """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported)."""
+    vips: list[Vip] = []
+    problems: list[CliParseError] = []
+    seen: set[int] = set()
+    block: _Block | None = None
+    last = (0, "")
+
+    def close(current: _Block) -> None:
+        vip = current.finish(*last)
+        if vip is None:
+            assert current.problem is not None
+            problems.append(current.problem)
+        elif vip.index in seen:
+            problems.append(
+                CliParseError(current.line_no, "", f"duplicate VIP index {vip.index}")
+            )
+        else:
+            seen.add(vip.index)
+            vips.append(vip)
+
+    for line_no, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        header = _HEADER.match(line)
+        if header is not None:
+            if block is not None:
+                close(block)
+            block = _Block(line_no, line, header)
+        elif block is None:
+            problems.append(CliParseError(line_no, line, "line outside any VIP block"))
+        else:
+            block.feed(line_no, line)
+        last = (line_no, line)
+    if block is not None:
+        close(block)
+    return ParsedVips(tuple(vips), tuple(problems))
+
+
+def parse_vips_strict(text: str) -> tuple[Vip, ...]:
+    """Parse `show lb vips verbose`; raise the first `CliParseError`."""
+    parsed = parse_vips(text)
+    if parsed.problems:
+        raise min(parsed.problems, key=lambda p: p.line_no)
+    return parsed.vips
+
+
+_SRC4 = re.compile(r"ip4-src-address:\s*(\S+)")
+_SRC6 = re.compile(r"ip6-src-address:\s*(\S+)")
+_VIP_COUNT = re.compile(r"#vips:\s*([0-9]{1,20})")
+_TIMEOUT = re.compile(r"^\s*timeout:\s*([0-9]{1,20})s\s*$", re.MULTILINE)
+_USAGE = re.compile(r"^\s*usage:\s*[0-9]{1,20}\s*/\s*([0-9]{1,20})\s*$", re.MULTILINE)
+
+
+def _settings_address(pattern: re.Pattern[str], text: str) -> str | None:
+    m = pattern.search(text)
+    if m is None:
+        return None
+    try:
+        return _address(m.group(1)).compressed
+    except ValueError:
+        return None
+
+
+def parse_lb_settings(text: str) -> LbSettings:
+    """Parse `show lb` (lb.c `format_lb_main`); a field VPP did not print is None.
+
+    The per-core lines (``core N / timeout: Ts / usage: used / size``) exist only
+    for threads whose sticky table was created (lazily, on the first packet), so
+    before any traffic the timeout and bucket count are unknown (None). `size`
+    is `lb_hash_size()` = buckets_mask + LBHASH_ENTRY_PER_BUCKET (4), i.e.
+    sticky_buckets_per_core + 3 (VPP's default 1024 prints as 1027); VPP
+    requires a power of two, so anything else is reported as unknown.
+    """
+    buckets: int | None = None
+    if (m := _USAGE.search(text)) is not None:
+        candidate = int(m.group(1)) - 3
+        if candidate > 0 and candidate & (candidate - 1) == 0:
+            buckets = candidate
+    timeout = _TIMEOUT.search(text)
+    return LbSettings(
+        ip4_src_address=_settings_address(_SRC4, text),
+        ip6_src_address=_settings_address(_SRC6, text),
+        sticky_buckets_per_core=buckets,
+        flow_timeout_s=int(timeout.group(1)) if timeout is not None else None,
+    )
+
+
+def parse_lb_vip_count(text: str) -> int | None:
+    """Number of real VIPs per `show lb` (`#vips` counts VPP's placeholder), or None."""
+    m = _VIP_COUNT.search(text)
+    if m is None:
+        return None
+    return max(int(m.group(1)) - 1, 0)
