@@ -97,8 +97,10 @@ class VipCounters:
     first_packets: int = 0  # `first session packet`
     untracked_packets: int = 0  # `untracked packet`
     no_server_packets: int = 0  # `no server configured`
-    route_packets: int = 0  # `/net/route/to` at the prefix's FIB stats_index
-    route_octets: int = 0
+    # `/net/route/to` at the prefix's FIB stats_index. None = unknown (no exact
+    # FIB entry for the prefix, so no stats_index): the cell is absent, never 0.
+    route_packets: int | None = 0
+    route_octets: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
