@@ -44,9 +44,10 @@ def configure(level: str, *, stream: TextIO, journal: bool) -> logging.Handler:
 def toggle_debug(configured_level: str) -> int:
     """SIGUSR1: switch the root logger between DEBUG and the configured level."""
     root = logging.getLogger()
-    new = LEVELS[configured_level] if root.level == logging.DEBUG else logging.DEBUG
-    if new == logging.DEBUG and LEVELS[configured_level] == logging.DEBUG:
-        new = logging.INFO  # configured at debug: the toggle goes to info and back
+    configured = LEVELS[configured_level]
+    # Configured at debug already: the toggle goes to info and back.
+    quiet = logging.INFO if configured == logging.DEBUG else configured
+    new = quiet if root.level == logging.DEBUG else logging.DEBUG
     root.setLevel(new)
     root.log(logging.WARNING, "log level changed level=%s", logging.getLevelName(new).lower())
     return new

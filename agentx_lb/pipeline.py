@@ -1,0 +1,252 @@
+"""The scrape thread: read VPP, reduce, build the table, publish; keep the health.
+
+`Pipeline.tick()` does one scrape. A `SourceError` is counted and reported in the
+health scalars; the last good VIP rows stay served while they are at most
+``max_stale_intervals * interval_s`` old, after that they are withdrawn (an
+empty VIP table plus scalars saying why: unknown is never served as 0).
+`Pipeline.run()` ticks on a monotonic deadline: the first tick at once, missed
+slots skipped, never a burst. Any other exception is a bug: logged with its
+traceback and re-raised, so the process exits and systemd restarts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from agentx_lb.errors import SourceError
+from agentx_lb.logs import FailureStreak, OnceLogger
+from agentx_lb.model import Health, RawScrape, Snapshot, VipRow
+from agentx_lb.oids import Oid
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """What the pipeline needs from `agentx_lb.vpp.source.VppSource`."""
+
+    def read(self) -> RawScrape: ...
+
+
+class Waiter(Protocol):
+    """A stop flag that can be waited on (`threading.Event`)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+# (raw, state, now_cs) -> (rows, state); agentx_lb.reduce.reduce
+ReduceFn = Callable[[RawScrape, Any, int], tuple[tuple[VipRow, ...], Any]]
+
+
+def _default_reduce() -> ReduceFn:
+    from agentx_lb.reduce import reduce
+
+    return reduce
+
+
+def _default_build_table() -> Callable[[Snapshot, Oid], Any]:
+    from agentx_lb.table import build_table
+
+    return build_table
+
+
+def _default_load_state() -> Callable[[str], Any]:
+    from agentx_lb.state import load_state
+
+    return load_state
+
+
+def _default_save_state() -> Callable[[str, Any], None]:
+    from agentx_lb.state import save_state
+
+    return save_state
+
+
+class Pipeline:
+    """One scrape per `tick()`; `run()` ticks every `interval_s` until stopped."""
+
+    def __init__(
+        self,
+        source: Source,
+        publish: Callable[[Any], None],
+        *,
+        root: Oid,
+        interval_s: float,
+        max_stale_intervals: int = 3,
+        state_path: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        build_table: Callable[[Snapshot, Oid], Any] | None = None,
+        reduce: ReduceFn | None = None,
+        load_state: Callable[[str], Any] | None = None,
+        save_state: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._publish = publish
+        self._root = root
+        self._interval_s = interval_s
+        self._stale_limit_s = max_stale_intervals * interval_s
+        self._state_path = state_path
+        self._clock = clock
+        self._build_table = build_table or _default_build_table()
+        self._reduce = reduce or _default_reduce()
+        self._save_state = save_state
+        if state_path is not None and save_state is None:
+            self._save_state = _default_save_state()
+        self._start = clock()
+
+        self._failures = FailureStreak(log, "scrape")
+        self._save_failures = FailureStreak(log, "state save")
+        self._problems = OnceLogger(log)
+        self._state: Any = None
+        self._saved_state: Any = None
+        if state_path is not None:
+            self._state = self._load(state_path, load_state or _default_load_state())
+            self._saved_state = self._state
+
+        self._rows: tuple[VipRow, ...] = ()
+        self._settings = None
+        self._vpp_version = ""
+        self._last_good: float | None = None
+        self._withdrawn = False
+        self._identities: tuple[tuple[int, str, int, int], ...] = ()
+        self._last_change_cs = 0
+        self._total_failures = 0
+        self._last_error = ""
+        self._duration_ms = 0
+        self.snapshot = Snapshot()  # the last one published
+        self.ticks = 0
+
+    @staticmethod
+    def _load(path: str, load_state: Callable[[str], Any]) -> Any:
+        try:
+            state = load_state(path)
+        except (OSError, ValueError) as exc:
+            # A lost state file costs one discontinuity, not the agent.
+            log.warning("state not loaded path=%s err=%s", path, exc)
+            return None
+        log.info("state loaded path=%s found=%s", path, state is not None)
+        return state
+
+    def now_cs(self) -> int:
+        """Centiseconds since the pipeline started: the TimeStamps' clock."""
+        return int((self._clock() - self._start) * 100)
+
+    def tick(self) -> Snapshot:
+        """One scrape; publishes and returns the snapshot served from now on."""
+        self.ticks += 1
+        started = self._clock()
+        try:
+            raw = self._source.read()
+        except SourceError as exc:
+            self._duration_ms = int((self._clock() - started) * 1000)
+            self._on_failure(exc, started)
+        else:
+            rows, state = self._reduce(raw, self._state, self.now_cs())
+            self._duration_ms = int((self._clock() - started) * 1000)
+            self._on_success(raw, rows, state, started)
+        return self._serve(started)
+
+    def _on_success(
+        self, raw: RawScrape, rows: tuple[VipRow, ...], state: Any, started: float
+    ) -> None:
+        self._failures.success()
+        for problem in raw.problems:
+            self._problems.log("vpp cli output skipped", problem.problem)
+        self._rows = rows
+        self._settings = raw.settings
+        self._vpp_version = raw.vpp_version
+        self._last_good = started
+        if self._withdrawn:
+            log.info("vip table served again vips=%d", len(rows))
+        self._withdrawn = False
+        self._state = state
+        log.debug("scrape ok vips=%d duration_ms=%d", len(rows), self._duration_ms)
+        if self._state_path is not None and state != self._saved_state:
+            self._store(self._state_path, state)
+
+    def _store(self, path: str, state: Any) -> None:
+        assert self._save_state is not None
+        try:
+            self._save_state(path, state)
+        except OSError as exc:
+            self._save_failures.failure(exc, path=path)
+            return
+        self._save_failures.success()
+        self._saved_state = state
+
+    def _on_failure(self, exc: SourceError, started: float) -> None:
+        self._total_failures += 1
+        self._last_error = str(exc) or type(exc).__name__
+        self._failures.failure(exc)
+        age = None if self._last_good is None else started - self._last_good
+        if not self._withdrawn and (age is None or age > self._stale_limit_s):
+            if self._rows:
+                log.warning(
+                    "vip table withdrawn age_s=%.0f limit_s=%.0f", age or 0, self._stale_limit_s
+                )
+            self._rows = ()
+            self._settings = None
+            self._vpp_version = ""
+            self._withdrawn = True
+
+    def _serve(self, now: float) -> Snapshot:
+        identities = tuple(row.vip.identity for row in self._rows)
+        if identities != self._identities:
+            self._identities = identities
+            self._last_change_cs = int((now - self._start) * 100)
+        since = self._start if self._last_good is None else self._last_good
+        health = Health(
+            vpp_connected=self._failures.count == 0 and self._last_good is not None,
+            vpp_version=self._vpp_version,
+            vip_count=len(self._rows),
+            vip_table_last_change_cs=self._last_change_cs,
+            table_age_s=max(0, int(now - since)),
+            last_scrape_duration_ms=self._duration_ms,
+            scrape_failures=self._total_failures,
+            consecutive_failures=self._failures.count,
+            last_error=self._last_error,
+        )
+        snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health)
+        self._publish(self._build_table(snapshot, self._root))
+        self.snapshot = snapshot
+        return snapshot
+
+    def run(self, stop: Waiter) -> None:
+        """Tick every `interval_s` until `stop` is set; re-raise anything but SourceError."""
+        try:
+            deadline = self._clock()
+            while not stop.is_set():
+                self.tick()
+                deadline += self._interval_s
+                now = self._clock()
+                if now >= deadline:
+                    # Overran: skip the missed slots rather than catching up in a burst.
+                    missed = int((now - deadline) // self._interval_s) + 1
+                    log.debug("scrape overran slots_skipped=%d", missed)
+                    deadline += missed * self._interval_s
+                stop.wait(deadline - now)
+        except Exception:
+            log.exception("scrape thread crashed")
+            raise
+
+
+def run_in_thread(
+    pipeline: Pipeline, stop: threading.Event, crashed: threading.Event
+) -> threading.Thread:
+    """Start `pipeline.run(stop)` in a daemon thread; `crashed` is set if it dies of a bug."""
+
+    def target() -> None:
+        try:
+            pipeline.run(stop)
+        except Exception:  # noqa: BLE001  run() logged it with its traceback already
+            crashed.set()
+            stop.set()
+
+    thread = threading.Thread(target=target, name="scrape", daemon=True)
+    thread.start()
+    return thread
