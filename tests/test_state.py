@@ -1,0 +1,76 @@
+"""Tests for agentx_lb.state: load never crashes, save is atomic and private."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from agentx_lb.reduce import CounterState, RowState
+from agentx_lb.state import load_state, save_state
+
+STATE = CounterState(
+    "sock:1:2|boot:3",
+    (RowState((1, "192.0.2.1/32", 6, 80), (1, 2, 3, 4, 5, 6), (7, 8, 9, 10, None, None), 4, 99),),
+)
+
+
+def test_round_trip_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, STATE)
+    assert load_state(path) == STATE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp left
+
+
+def test_save_replaces_the_previous_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, CounterState("old"))
+    save_state(path, STATE)
+    assert load_state(path) == STATE
+
+
+def test_missing_file_is_none_and_silent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert load_state(tmp_path / "absent.json") is None
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"\xff\xfe", b'{"version": 1}'])
+def test_corrupt_file_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with caplog.at_level(logging.DEBUG):
+        assert load_state(path) is None
+    assert [(r.levelno, r.getMessage().split(" path=")[0]) for r in caplog.records] == [
+        (logging.WARNING, "state file corrupt, starting fresh")
+    ]
+
+
+def test_unreadable_file_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A directory where the file should be: open() fails with an OSError even as root.
+    path = tmp_path / "state.json"
+    path.mkdir()
+    with caplog.at_level(logging.DEBUG):
+        assert load_state(path) is None
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "state file unreadable" in caplog.records[0].getMessage()
+
+
+def test_failed_save_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, STATE)
+    (tmp_path / "blocker").mkdir()
+    with pytest.raises(OSError):  # noqa: PT011
+        save_state(tmp_path / "blocker", STATE)  # rename onto a directory fails
+    assert load_state(path) == STATE
+    assert sorted(os.listdir(tmp_path)) == ["blocker", "state.json"]
