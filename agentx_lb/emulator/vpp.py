@@ -1,0 +1,615 @@
+"""The emulated VPP: lb plugin state, FIB, counters, CLI text and API answers.
+
+``EmulatedVpp`` owns one ``StatsSegment`` (replaced on ``restart``), a
+``StatsSocketServer`` and an ``ApiServer``.  Tests mutate it (``add_vip``,
+``traffic``...) while the servers answer from their threads, so every public
+method takes the one model lock.  What is reproduced, and why, is in
+vpp-facts §0, §1, §2.5-2.7 and §6.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import threading
+
+from agentx_lb.emulator.api_server import ApiCodec, ApiServer
+from agentx_lb.emulator.faults import Faults
+from agentx_lb.emulator.stats_segment import DEFAULT_SIZE, StatsSegment
+from agentx_lb.emulator.stats_server import StatsSocketServer
+
+API_DIR = Path(__file__).resolve().parent / "api"
+
+LB_COUNTERS = (
+    "packet from existing sessions",
+    "first session packet",
+    "untracked packet",
+    "no server configured",
+)
+ROUTE_TO = "/net/route/to"
+CLI_STYLES = ("pre-23.02", "25.10", "master")
+ENCAPS = ("gre4", "gre6", "l3dsr", "nat4", "nat6")
+# lb_vip_type_t order (lb.h), used by the buggy lb_vip_details.encap
+VIP_TYPES = ("ip6-gre6", "ip6-gre4", "ip4-gre6", "ip4-gre4", "ip4-l3dsr", "ip4-nat4", "ip6-nat6")
+NO_SUCH_ENTRY = -6
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Routes every VPP has before any configuration (plus one interface each family),
+# so route stats indices are not trivially the VIP indices.
+_BOOT_ROUTES = (
+    "0.0.0.0/0", "0.0.0.0/32", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+    "10.0.0.0/24", "10.0.0.1/32",
+    "::/0", "fe80::/10", "2001:db8:ff::/64", "2001:db8:ff::1/128",
+)
+IP4_SRC = "10.0.0.1"
+IP6_SRC = "2001:db8:ff::1"
+
+
+@dataclass
+class _Backend:
+    address: Address
+    weight: int
+    dpo: int
+    flows: int = 0
+    removed: bool = False
+
+
+@dataclass
+class _Vip:
+    index: int
+    prefix: Network
+    protocol: int
+    port: int
+    encap: str
+    new_size: int
+    src_ip_sticky: bool
+    dscp: int
+    nat_type: str
+    target_port: int
+    backends: list[_Backend] = field(default_factory=list)
+    removed: bool = False
+
+    @property
+    def vip_type(self) -> str:
+        fam = "ip4" if self.prefix.version == 4 else "ip6"
+        return f"{fam}-{self.encap}"
+
+    def buckets(self) -> list[int]:
+        """Deterministic split of ``new_size`` buckets over the used backends, by weight."""
+        used = [b for b in self.backends if not b.removed]
+        total = sum(b.weight for b in used)
+        out = [0] * len(self.backends)
+        if not used or total <= 0:
+            return out
+        shares = [self.new_size * b.weight // total for b in used]
+        rest = self.new_size - sum(shares)
+        for i in range(rest):
+            shares[i % len(shares)] += 1
+        it = iter(shares)
+        return [0 if b.removed else next(it) for b in self.backends]
+
+
+@dataclass
+class _Route:
+    stats_index: int
+    refs: int = 0  # VIPs and backends holding it; boot routes are never removed
+    boot: bool = False
+
+
+def _lowest_free(used: set[int] | dict[int, Any], start: int) -> int:
+    i = start
+    while i in used:
+        i += 1
+    return i
+
+
+class EmulatedVpp:
+    """A VPP with the lb plugin, reachable through vpp_papi over real sockets."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        workers: int = 2,
+        cli_style: str = "25.10",
+        version: str = "25.10-release",
+        segment_size: int = DEFAULT_SIZE,
+    ) -> None:
+        if cli_style not in CLI_STYLES:
+            raise ValueError(f"cli_style must be one of {CLI_STYLES}")
+        self.run_dir = Path(run_dir)
+        self.workers = workers
+        self.n_threads = workers + 1
+        self.cli_style = cli_style
+        self.version = version
+        self.segment_size = segment_size
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self.generation = 0
+        self._codec = ApiCodec(API_DIR)
+        self._seg: StatsSegment | None = None
+        self._vips: dict[int, _Vip] = {}
+        self._routes: dict[Network, _Route] = {}
+        self._dpo_next = 10
+        self._started = False
+        self._stats_srv = StatsSocketServer(self.stats_socket, self._current_fd)
+        self._api_srv = ApiServer(self.api_socket, self._codec, self._handle_api, self.faults)
+        self._boottime = 0
+
+    # ----------------------------------------------------------- paths ----
+    @property
+    def stats_socket(self) -> str:
+        return str(self.run_dir / "stats.sock")
+
+    @property
+    def api_socket(self) -> str:
+        return str(self.run_dir / "api.sock")
+
+    @property
+    def api_dir(self) -> str:
+        return str(API_DIR)
+
+    @property
+    def api_files(self) -> list[str]:
+        return sorted(str(p) for p in API_DIR.glob("*.api.json"))
+
+    @property
+    def segment(self) -> StatsSegment:
+        assert self._seg is not None, "emulator not started"
+        return self._seg
+
+    def _current_fd(self) -> int:
+        with self.lock:
+            return self.segment.fd
+
+    # ------------------------------------------------------- lifecycle ----
+    def start(self) -> None:
+        with self.lock:
+            if self._started:
+                return
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._boot(keep_vips=False)
+            self._started = True
+        self._stats_srv.start()
+        self._api_srv.start()
+
+    def stop(self) -> None:
+        """Clean exit: listeners closed, socket files unlinked, segment released."""
+        self._stats_srv.stop()
+        self._api_srv.stop()
+        with self.lock:
+            if self._seg is not None:
+                self._seg.close()
+                self._seg = None
+            self._started = False
+
+    def __enter__(self) -> EmulatedVpp:
+        self.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def restart(self, *, keep_vips: bool = True) -> None:
+        """A VPP restart: new memfd, re-bound sockets, new message ids, counters at 0."""
+        self._stats_srv.stop()
+        self._api_srv.stop()
+        with self.lock:
+            if self._seg is not None:
+                self._seg.close()  # clients keep their own (now frozen) mapping
+                self._seg = None
+            self._boot(keep_vips=keep_vips)
+        self._stats_srv.start()
+        self._api_srv.start()
+
+    def _boot(self, *, keep_vips: bool) -> None:
+        self.generation += 1
+        self._api_srv.set_first_dynamic(400 + (self.generation * 97) % 500)
+        self._seg = StatsSegment(self.n_threads, self.segment_size)
+        self._boottime = max(int(time.time()), self._boottime + 1)
+        self._seg.set_scalar("/sys/boottime", self._boottime)
+        self._seg.add_counter(ROUTE_TO, combined=True)
+        old_vips = self._vips if keep_vips else {}
+        self._vips, self._routes, self._dpo_next = {}, {}, 10
+        for text in _BOOT_ROUTES:
+            self._route_ref(ipaddress.ip_network(text), boot=True)
+        for index in sorted(old_vips):
+            vip = old_vips[index]
+            if vip.removed:
+                continue
+            self._insert_vip(vip, index)
+            backends, vip.backends = vip.backends, []
+            for b in backends:
+                if not b.removed:
+                    self._add_backend_locked(vip, b.address, b.weight)
+                    vip.backends[-1].flows = 0
+
+    # ------------------------------------------------------------ stop ----
+    def stats_socket_down(self, *, stale: bool = False) -> None:
+        """Stop serving stats.sock; ``stale`` leaves the file with no listener."""
+        self._stats_srv.stop(stale=stale)
+
+    def stats_socket_up(self) -> None:
+        self._stats_srv.start()
+
+    def api_socket_down(self, *, stale: bool = False) -> None:
+        """Stop serving api.sock and drop every client (VPP gone)."""
+        self._api_srv.stop(stale=stale)
+
+    def api_socket_up(self) -> None:
+        self._api_srv.start()
+
+    def kill(self) -> None:
+        """VPP crashed: clients dropped, both socket files left stale."""
+        self._api_srv.stop(stale=True)
+        self._stats_srv.stop(stale=True)
+
+    def set_in_progress(self, value: int = 1) -> None:
+        """Fault: the stats writer holds the lock forever (``in_progress`` stuck)."""
+        with self.lock:
+            self.segment.set_in_progress(value)
+
+    def corrupt_vector(self, name: str = "first session packet", thread: int = 0) -> None:
+        """Fault: one counter row's ``len`` runs past the segment end."""
+        with self.lock:
+            self.segment.corrupt(name, thread)
+
+    # ---------------------------------------------------------- routes ----
+    def _route_ref(self, net: Network, *, boot: bool = False) -> _Route:
+        route = self._routes.get(net)
+        if route is None:
+            used = {r.stats_index for r in self._routes.values()}
+            route = _Route(_lowest_free(used, 0), boot=boot)
+            self._routes[net] = route
+            self.segment.validate(ROUTE_TO, max(self.segment.length(ROUTE_TO), route.stats_index + 1))
+            self.segment.zero_index(ROUTE_TO, route.stats_index)
+        route.refs += 1
+        return route
+
+    def _route_unref(self, net: Network) -> None:
+        route = self._routes[net]
+        route.refs -= 1
+        if route.refs <= 0 and not route.boot:
+            del self._routes[net]
+
+    def route_stats_index(self, prefix: str) -> int | None:
+        with self.lock:
+            route = self._routes.get(ipaddress.ip_network(prefix, strict=False))
+            return None if route is None else route.stats_index
+
+    def lookup(self, net: Network, exact: bool) -> tuple[Network, int] | None:
+        """``ip_route_lookup`` in table 0: exact match, or longest covering prefix."""
+        with self.lock:
+            if exact:
+                route = self._routes.get(net)
+                return None if route is None else (net, route.stats_index)
+            best: Network | None = None
+            for cand in self._routes:
+                if (
+                    cand.version == net.version
+                    and cand.prefixlen <= net.prefixlen
+                    and net.network_address in cand
+                    and (best is None or cand.prefixlen > best.prefixlen)
+                ):
+                    best = cand
+            return None if best is None else (best, self._routes[best].stats_index)
+
+    # ------------------------------------------------------------- VIPs ----
+    def add_vip(
+        self,
+        prefix: str,
+        *,
+        protocol: int = 255,
+        port: int = 0,
+        encap: str = "gre4",
+        new_size: int = 1024,
+        src_ip_sticky: bool = False,
+        dscp: int | None = None,
+        nat_type: str = "clusterip",
+        target_port: int | None = None,
+    ) -> int:
+        """Add a VIP; return its LB pool index (lowest free, index 0 is the placeholder)."""
+        net = ipaddress.ip_network(prefix, strict=False)
+        if encap not in ENCAPS:
+            raise ValueError(f"encap must be one of {ENCAPS}")
+        vip = _Vip(
+            index=0, prefix=net, protocol=protocol if port else 255, port=port, encap=encap,
+            new_size=new_size, src_ip_sticky=src_ip_sticky, dscp=dscp or 0,
+            nat_type=nat_type, target_port=target_port if target_port is not None else port,
+        )
+        if vip.vip_type not in VIP_TYPES:
+            raise ValueError(f"invalid VIP type {vip.vip_type}")
+        with self.lock:
+            for other in self._vips.values():
+                if (other.prefix, other.protocol, other.port) == (net, vip.protocol, port) and not other.removed:
+                    raise ValueError(f"VIP {prefix} proto {protocol} port {port} exists")
+            index = _lowest_free(self._vips, 1)
+            self._insert_vip(vip, index)
+            return index
+
+    def _insert_vip(self, vip: _Vip, index: int) -> None:
+        vip.index = index
+        self._vips[index] = vip
+        seg = self.segment
+        for name in LB_COUNTERS:
+            if not seg.has(name):
+                seg.add_counter(name, combined=False, length=index + 1)
+            elif seg.length(name) < index + 1:
+                seg.validate(name, index + 1)
+            seg.zero_index(name, index)
+        self._route_ref(vip.prefix)
+
+    def del_vip(self, index: int, *, keep_removed: bool = False) -> None:
+        """Delete a VIP; ``keep_removed`` lists it as `` removed`` until ``gc()``."""
+        with self.lock:
+            vip = self._vips[index]
+            if vip.removed:
+                raise ValueError(f"VIP {index} already removed")
+            for b in vip.backends:
+                if not b.removed:
+                    self._route_unref(ipaddress.ip_network(b.address))
+                b.removed = True
+            self._route_unref(vip.prefix)
+            if keep_removed:
+                vip.removed = True
+            else:
+                del self._vips[index]
+
+    def gc(self) -> None:
+        """Free removed VIPs and backends (VPP's lb garbage collection)."""
+        with self.lock:
+            for index in [i for i, v in self._vips.items() if v.removed]:
+                del self._vips[index]
+            for vip in self._vips.values():
+                vip.backends = [b for b in vip.backends if not b.removed]
+
+    def vip_indices(self) -> list[int]:
+        with self.lock:
+            return sorted(self._vips)
+
+    def add_backend(self, vip_index: int, address: str, *, weight: int = 100) -> None:
+        with self.lock:
+            self._add_backend_locked(self._vips[vip_index], ipaddress.ip_address(address), weight)
+
+    def _add_backend_locked(self, vip: _Vip, addr: Address, weight: int) -> None:
+        for b in vip.backends:
+            if b.address == addr:
+                if not b.removed:
+                    raise ValueError(f"backend {addr} exists on VIP {vip.index}")
+                b.removed, b.weight = False, weight
+                self._route_ref(ipaddress.ip_network(addr))
+                return
+        vip.backends.append(_Backend(addr, weight, self._dpo_next))
+        self._dpo_next += 1
+        self._route_ref(ipaddress.ip_network(addr))
+
+    def remove_backend(self, vip_index: int, address: str) -> None:
+        """Flag a backend removed; it stays listed (`` removed``) until ``gc()``."""
+        with self.lock:
+            b = self._backend(vip_index, address)
+            if not b.removed:
+                b.removed = True
+                self._route_unref(ipaddress.ip_network(b.address))
+
+    def set_flows(self, vip_index: int, address: str, n: int) -> None:
+        with self.lock:
+            self._backend(vip_index, address).flows = n
+
+    def _backend(self, vip_index: int, address: str) -> _Backend:
+        addr = ipaddress.ip_address(address)
+        for b in self._vips[vip_index].backends:
+            if b.address == addr:
+                return b
+        raise KeyError(f"no backend {address} on VIP {vip_index}")
+
+    # --------------------------------------------------------- traffic ----
+    def traffic(
+        self,
+        vip_index: int,
+        *,
+        thread: int = 1,
+        next_packets: int = 0,
+        first_packets: int = 0,
+        untracked_packets: int = 0,
+        no_server_packets: int = 0,
+        octets_per_packet: int = 100,
+    ) -> None:
+        """Count packets as the lb node and ip lookup would, in one thread row."""
+        deltas = (next_packets, first_packets, untracked_packets, no_server_packets)
+        with self.lock:
+            vip = self._vips[vip_index]
+            seg = self.segment
+            for name, delta in zip(LB_COUNTERS, deltas):
+                if delta:
+                    seg.add_simple(name, thread, vip_index, delta)
+            packets = sum(deltas)
+            route = self._routes.get(vip.prefix)
+            if packets and route is not None:
+                seg.add_combined(ROUTE_TO, thread, route.stats_index, packets, packets * octets_per_packet)
+
+    def set_counter(self, name: str, thread: int, index: int, value: int, octets: int | None = None) -> None:
+        """Store an exact value (``octets`` too for ``/net/route/to``)."""
+        with self.lock:
+            if name == ROUTE_TO:
+                self.segment.set_combined(name, thread, index, value, value if octets is None else octets)
+            else:
+                self.segment.set_simple(name, thread, index, value)
+
+    def counter_sum(self, name: str, index: int) -> int:
+        with self.lock:
+            seg = self.segment
+            if not seg.has(name):
+                return 0
+            return sum(seg.get_simple(name, t, index) for t in range(self.n_threads))
+
+    def heartbeat(self, value: int | None = None) -> None:
+        with self.lock:
+            if value is None:
+                value = int(time.time())
+            self.segment.set_scalar("/sys/heartbeat", value)
+
+    # ------------------------------------------------------------- CLI ----
+    def cli(self, cmd: str) -> tuple[int, str]:
+        """``cli_inband``: (retval, reply text)."""
+        if self.faults.cli_empty:
+            return 0, ""
+        words = cmd.split()
+        if words[:1] == ["show"] and words[1:2] == ["version"]:
+            return 0, f"vpp v{self.version} built by root on vm at 2026-11-25T02:37:27\n"
+        if words[:2] == ["show", "lb"] and self.faults.lb_plugin:
+            rest = words[2:]
+            if not rest:
+                return 0, self.show_lb()
+            if rest == ["vips", "verbose"]:
+                return 0, self.show_vips_verbose()
+            if rest == ["vips"]:
+                return 0, ""  # unformat fails and returns 0 on <= 26.06
+        head, tail = (words[0], " ".join(words[1:])) if words else ("", "")
+        return -1, f"{head}: unknown input `{tail}'\n"
+
+    def show_lb(self) -> str:
+        with self.lock:
+            n_as = sum(len(v.backends) for v in self._vips.values())
+            out = [
+                f"lb_main ip4-src-address: {IP4_SRC} \n ip6-src-address: {IP6_SRC} \n"
+                f" #vips: {len(self._vips) + 1}\n #ass: {n_as}\n"
+            ]
+            flows = sum(b.flows for v in self._vips.values() for b in v.backends)
+            for core in range(1, self.n_threads):
+                usage = min(flows // max(self.workers, 1), 1027)
+                out.append(f"core {core}\n  timeout: 40s\n  usage: {usage} / 1027\n")
+            return "".join(out)
+
+    def _counter_rows(self) -> list[list[int]]:
+        """Per LB counter, the sum over threads for every index (one bulk read)."""
+        seg = self.segment
+        sums: list[list[int]] = []
+        for name in LB_COUNTERS:
+            if not seg.has(name):
+                sums.append([])
+                continue
+            n = seg.length(name)
+            total = [0] * n
+            for t in range(self.n_threads):
+                row = seg.row_values(name, t, n)
+                total = [a + b for a, b in zip(total, row)]
+            sums.append(total)
+        return sums
+
+    def show_vips_verbose(self) -> str:
+        with self.lock:
+            sums = self._counter_rows()
+            out: list[str] = []
+            for index in sorted(self._vips):
+                out.append(self._format_vip(self._vips[index], sums))
+            return "".join(out)
+
+    def _format_vip(self, vip: _Vip, sums: list[list[int]]) -> str:
+        sticky = " src_ip_sticky" if vip.src_ip_sticky and self.cli_style != "pre-23.02" else ""
+        removed = " removed" if vip.removed else ""
+        lines = [f" {vip.vip_type} [{vip.index}] {vip.prefix}{sticky}{removed}\n",
+                 f"  new_size:{vip.new_size}\n"]
+        if vip.port != 0:
+            lines.append(f"  protocol:{vip.protocol} port:{vip.port}\n")
+        if vip.encap == "l3dsr":
+            lines.append(f"  dscp:{vip.dscp}\n")
+        elif vip.encap in ("nat4", "nat6"):
+            # VPP prints ntohs(port) here and no newline: "  counters:" follows on the line
+            swapped = ((vip.port >> 8) | (vip.port << 8)) & 0xFFFF
+            lines.append(f"  type:{vip.nat_type} port:{swapped} target_port:{vip.target_port}")
+        lines.append("  counters:\n")
+        for name, total in zip(LB_COUNTERS, sums):
+            value = total[vip.index] if vip.index < len(total) else 0
+            lines.append(f"    {name}: {value}\n")
+        lines.append(f"  #as:{len(vip.backends)}\n")
+        for b, buckets in zip(vip.backends, vip.buckets()):
+            state = " removed" if b.removed else "used"
+            if self.cli_style == "master":
+                lines.append(f"    {b.address} weight:{b.weight} buckets:{buckets} flows:{b.flows} dpo:{b.dpo} {state}\n")
+            else:
+                lines.append(f"    {b.address} {buckets} buckets   {b.flows} flows  dpo:{b.dpo} {state}\n")
+        lines.append("\n")
+        return "".join(lines)
+
+    # ------------------------------------------------------------- API ----
+    def _handle_api(self, name: str, req: Any) -> list[tuple[str, dict[str, Any]]] | None:
+        if name == "control_ping":
+            return [("control_ping_reply", {"retval": 0, "client_index": 0, "vpe_pid": os.getpid()})]
+        if name == "cli_inband":
+            rv, text = self.cli(req.cmd)
+            return [("cli_inband_reply", {"retval": rv, "reply": text})]
+        if name == "show_version":
+            return [("show_version_reply", {
+                "retval": 0, "program": "vpe", "version": self.version,
+                "build_date": "2026-11-25T02:37:27", "build_directory": "/root/vpp",
+            })]
+        if name == "get_api_json":
+            return [("get_api_json_reply", {"retval": 0, "json": self._codec.api_json_array()})]
+        if name == "ip_route_lookup":
+            return [("ip_route_lookup_reply", self._route_lookup_reply(req))]
+        if name == "lb_vip_dump":
+            return self._lb_vip_details()
+        if name == "lb_as_dump":
+            return self._lb_as_details(req)
+        if name == "lb_conf":
+            return [("lb_conf_reply", {"retval": 0})]
+        return [] if name.endswith("_reply") else None
+
+    def _route_lookup_reply(self, req: Any) -> dict[str, Any]:
+        net = ipaddress.ip_network(req.prefix, strict=False)
+        found = self.lookup(net, bool(req.exact)) if req.table_id == 0 else None
+        if found is None:
+            return {"retval": NO_SUCH_ENTRY, "route": {"prefix": {"address": {"af": 0}, "len": 0}}}
+        prefix, stats_index = found
+        is_default = prefix.prefixlen == 0
+        path = {
+            "sw_if_index": 0xFFFFFFFF, "table_id": 0, "weight": 1,
+            "type": 2 if is_default else 0, "proto": 0 if prefix.version == 4 else 1,
+            "label_stack": [{}] * 16,
+        }
+        return {"retval": 0, "route": {
+            "table_id": 0, "stats_index": stats_index, "prefix": prefix, "n_paths": 1, "paths": [path],
+        }}
+
+    @staticmethod
+    def _raw_prefix(net: Network, buggy_len: bool) -> dict[str, Any]:
+        # lb_vip_dump sends IPv4 lengths as ip46 lengths (plen + 96) on <= 26.06
+        plen = net.prefixlen + (96 if buggy_len and net.version == 4 else 0)
+        return {"address": str(net.network_address), "len": plen}
+
+    def _lb_vip_details(self) -> list[tuple[str, dict[str, Any]]]:
+        with self.lock:
+            out = []
+            for vip in (self._vips[i] for i in sorted(self._vips)):
+                out.append(("lb_vip_details", {
+                    "vip": {"pfx": self._raw_prefix(vip.prefix, True), "protocol": 0, "port": vip.port},
+                    "encap": VIP_TYPES.index(vip.vip_type), "dscp": vip.dscp,
+                    "srv_type": 1 if vip.nat_type == "nodeport" else 0,
+                    "target_port": vip.target_port, "flow_table_length": 0,
+                }))
+            return out
+
+    def _lb_as_details(self, req: Any) -> list[tuple[str, dict[str, Any]]]:
+        pfx = ipaddress.ip_interface(req.pfx) if not isinstance(req.pfx, ipaddress._BaseAddress) else req.pfx
+        if pfx.network.prefixlen != 0 or int(pfx.ip) != 0:
+            return []  # the 25.10 handler compares ports in mixed byte order: nothing matches
+        with self.lock:
+            out = []
+            for vip in (self._vips[i] for i in sorted(self._vips)):
+                for b in vip.backends:
+                    out.append(("lb_as_details", {
+                        "vip": {"pfx": self._raw_prefix(vip.prefix, True), "protocol": 0, "port": vip.port},
+                        "app_srv": str(b.address), "flags": 0 if b.removed else 1, "in_use_since": 0,
+                    }))
+            return out
+
