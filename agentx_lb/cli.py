@@ -1,0 +1,287 @@
+"""Command line: argv + environment + file -> Config; logging; signals; wiring; exit codes.
+
+    agentx-lb [options] [run]      serve the tables to snmpd over AgentX (default)
+    agentx-lb [options] dump       one scrape printed as JSON
+    agentx-lb [options] mib        the MIB module for the configured oid_root
+    agentx-lb [options] demo       emulated VPP + private snmpd + the agent, no root
+
+Options are accepted before and after the command. Exit codes: 0 ok, 1 runtime
+failure, 2 configuration or usage error (one stderr line, no traceback).
+
+This is the only module that reads ``os.environ``/``sys.argv``, installs signal
+handlers, configures logging and decides the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, NoReturn, TextIO
+
+from agentx_lb import __version__, config, logs
+from agentx_lb.config import Config
+from agentx_lb.errors import ConfigError, SourceError
+
+log = logging.getLogger(__name__)
+
+PROG = "agentx-lb"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+COMMANDS = ("run", "dump", "mib", "demo")
+# How long `run` waits for the scrape thread after a stop; it is a daemon
+# thread, so a VPP call hanging beyond this does not hold the exit.
+JOIN_TIMEOUT_S = 1.0
+
+_FLAG_HELP: Mapping[str, str] = {
+    "vpp_stats_socket": "VPP stats segment socket (default /run/vpp/stats.sock)",
+    "vpp_api_socket": "VPP binary API socket (default /run/vpp/api.sock)",
+    "vpp_api_dir": "directory of VPP *.api.json files (default: ask VPP, else /usr/share/vpp/api)",
+    "vpp_timeout_s": "seconds to wait for VPP per request (default 1.0)",
+    "agentx_socket": "snmpd's AgentX master socket (default /var/agentx/master)",
+    "interval_s": "seconds between scrapes (default 5)",
+    "max_stale_intervals": "intervals without a good scrape before the VIP rows are withdrawn "
+    "(default 3)",
+    "oid_root": "OID under which the MIB is served (default 1.3.6.1.4.1.8072.9999.9999.8298)",
+    "state_dir": "directory of the counter state file (default /var/lib/agentx-lb)",
+    "log_level": "debug, info, warning or error (default info)",
+}
+
+
+class UsageError(Exception):
+    """A command-line mistake: one line on stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _options() -> argparse.ArgumentParser:
+    """Options shared by the main parser and every command (SUPPRESS: no default)."""
+    opts = _Parser(add_help=False)
+    s = argparse.SUPPRESS
+    opts.add_argument("--config", metavar="PATH", default=s, help=(
+        f"TOML config file (default {config.DEFAULT_CONFIG_PATH} if present; "
+        f"env {config.ENV_CONFIG_PATH})"
+    ))
+    opts.add_argument(
+        "--check-config", action="store_true", default=s,
+        help="validate the configuration and exit (0 ok, 2 with one line naming the problem)",
+    )
+    for key, flag in config.FLAGS.items():
+        opts.add_argument(
+            flag, dest=key, metavar=key.upper(), default=s,
+            help=f"{_FLAG_HELP[key]}; env {config.env_name(key)}",
+        )
+    return opts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    opts = _options()
+    parser = _Parser(
+        prog=PROG,
+        parents=[opts],
+        description="SNMP AgentX subagent for the fd.io VPP lb plugin.",
+        epilog="Options may also be given after the command. Precedence: defaults < "
+        "config file < AGENTX_LB_* environment < flags.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.add_parser("run", parents=[opts], help="serve the tables to snmpd (the default)")
+    sub.add_parser("dump", parents=[opts], help="scrape VPP once and print it as JSON")
+    sub.add_parser("mib", parents=[opts], help="print the MIB module for the configured root")
+    demo = sub.add_parser(
+        "demo", parents=[opts],
+        help="emulated VPP + private snmpd + the agent (no VPP, no root needed)",
+    )
+    demo.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS",
+        help="stop by itself after this many seconds (default: until Ctrl-C)",
+    )
+    return parser
+
+
+def parse_config(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[Config, str | None]:
+    """Namespace + environment -> (Config, config file used or None)."""
+    flags = {k: getattr(args, k) for k in config.KEYS if hasattr(args, k)}
+    path = getattr(args, "config", None) or environ.get(config.ENV_CONFIG_PATH) or None
+    explicit = path is not None
+    cfg = config.load(flags=flags, environ=environ, config_path=path, explicit=explicit)
+    used = path or config.DEFAULT_CONFIG_PATH
+    return cfg, used if os.path.isfile(used) else None
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Entry point of the `agentx-lb` script; returns the exit status."""
+    faulthandler.enable()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    environ = os.environ if environ is None else environ
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        err.write(f"{PROG}: usage: {exc} (see {PROG} --help)\n")
+        return EXIT_USAGE
+    try:
+        cfg, used = parse_config(args, environ)
+    except ConfigError as exc:
+        err.write(f"{PROG}: config: {exc}\n")
+        return EXIT_USAGE
+    if getattr(args, "check_config", False):
+        out.write(f"{PROG}: config ok: {used or 'defaults (no config file)'}\n")
+        return EXIT_OK
+
+    command = args.command or "run"
+    if command == "mib":
+        from agentx_lb.mib import render_mib
+
+        out.write(render_mib(cfg.oid_root))
+        return EXIT_OK
+
+    logs.configure(cfg.log_level, stream=err, journal="JOURNAL_STREAM" in environ)
+    if command == "dump":
+        return _dump(cfg, out, err)
+    stop = threading.Event()
+    with _signals(stop, cfg.log_level):
+        if command == "demo":
+            from agentx_lb import demo
+
+            return demo.run_demo(cfg, stop, out, duration_s=args.duration)
+        return run(cfg, stop)
+
+
+@contextmanager
+def _signals(stop: threading.Event, log_level: str) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop`; SIGUSR1 toggles DEBUG; restored on exit."""
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            return
+        log.info("stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    def on_usr1(_signum: int, _frame: FrameType | None) -> None:
+        logs.toggle_debug(log_level)
+
+    handlers: dict[int, Callable[[int, FrameType | None], Any]] = {
+        signal.SIGTERM: on_stop,
+        signal.SIGINT: on_stop,
+        signal.SIGUSR1: on_usr1,
+    }
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be handled on the main thread (in-process tests)
+        return
+    previous = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _dump(cfg: Config, out: TextIO, err: TextIO) -> int:
+    from agentx_lb.dumpjson import scrape_document
+    from agentx_lb.reduce import reduce
+    from agentx_lb.vpp.source import VppSource
+
+    source = VppSource(
+        cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
+    )
+    try:
+        raw = source.read()
+    except SourceError as exc:
+        err.write(f"{PROG}: dump: {_source_problem(cfg, exc)}\n")
+        return EXIT_FAILURE
+    finally:
+        source.close()
+    rows, _state = reduce(raw, None, 0)
+    json.dump(scrape_document(raw, rows), out, indent=2, sort_keys=False)
+    out.write("\n")
+    return EXIT_OK
+
+
+def _source_problem(cfg: Config, exc: SourceError) -> str:
+    """One line naming the socket(s) and why VPP could not be read."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if cfg.vpp_api_socket in text or cfg.vpp_stats_socket in text:
+        return f"cannot read VPP: {text}"
+    return (
+        f"cannot read VPP (api socket {cfg.vpp_api_socket}, "
+        f"stats socket {cfg.vpp_stats_socket}): {text}"
+    )
+
+
+def run(cfg: Config, stop: threading.Event) -> int:
+    """Serve until `stop` is set: scrape thread + AgentX loop on this thread."""
+    from agentx_lb.agentx import LbAgent
+    from agentx_lb.pipeline import Pipeline
+    from agentx_lb.vpp.source import VppSource
+
+    log.info(
+        "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g",
+        __version__, cfg.vpp_api_socket, cfg.vpp_stats_socket, cfg.agentx_socket,
+        ".".join(map(str, cfg.oid_root)), cfg.interval_s,
+    )
+    source = VppSource(
+        cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
+    )
+    agent = LbAgent(cfg.agentx_socket, cfg.oid_root)
+    pipeline = Pipeline(
+        source,
+        agent.publish,
+        root=cfg.oid_root,
+        interval_s=cfg.interval_s,
+        max_stale_intervals=cfg.max_stale_intervals,
+        state_path=cfg.state_path,
+    )
+    return serve(agent, pipeline, source, stop)
+
+
+def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
+    """Run the scrape thread and the agent loop; the exit status says how it ended."""
+    from agentx_lb.pipeline import run_in_thread
+
+    crashed = threading.Event()
+    thread = run_in_thread(pipeline, stop, crashed)
+    status = EXIT_OK
+    try:
+        agent.run(stop)
+    except Exception:
+        log.exception("agentx loop crashed")
+        status = EXIT_FAILURE
+    finally:
+        stop.set()
+        thread.join(JOIN_TIMEOUT_S)
+        if thread.is_alive():
+            # Stuck in a VPP call: a daemon thread, so it cannot hold the exit.
+            log.warning("scrape thread still busy at exit timeout_s=%g", JOIN_TIMEOUT_S)
+        else:
+            source.close()
+    if crashed.is_set():
+        log.error("exiting after a crash in the scrape thread")
+        status = EXIT_FAILURE
+    log.info("stopped status=%d", status)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
