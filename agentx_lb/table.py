@@ -527,6 +527,8 @@ def build_table(snapshot: Snapshot, root: Oid) -> Table:
         enc = _ENCODERS[col.snmp_type]
         plain = col not in _VIP_LIMITS and col not in (VipColumn.ADDRESS, VipColumn.PREFIX_LENGTH)
         for (idx_key, _), raw in zip(rows, cells):
+            if raw[ci] is None:  # unknown (e.g. no exact FIB entry): no cell, never 0
+                continue
             key = col_key + idx_key
             try:
                 value = enc(raw[ci]) if plain else _encode_vip(col, raw[ci])

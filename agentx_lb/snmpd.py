@@ -1,0 +1,172 @@
+"""A private net-snmp snmpd (AgentX master on loopback) and the client tools.
+
+Used by the integration tests, the benchmarks and the no-VPP demo. It never
+touches a system snmpd: the config, AgentX socket, log and pid live in
+`workdir`, and it listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+
+SNMPD = "/usr/sbin/snmpd"
+COMMON = ("-v2c", "-c", "public", "-t", "2", "-r", "1")
+
+
+class SnmpError(RuntimeError):
+    """An snmpd or net-snmp client tool failed; the message carries its stderr."""
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateSnmpd:
+    """`snmpd -f` with a generated config in `workdir`; start/stop/restart/kill."""
+
+    def __init__(self, workdir: str, *, port: int | None = None) -> None:
+        if not os.path.exists(SNMPD):
+            raise SnmpError(f"{SNMPD} not found: install Debian's snmpd package (apt-get install snmpd)")
+        self.workdir = workdir
+        self._port = port or free_udp_port()
+        self.conf = os.path.join(workdir, "snmpd.conf")
+        self.logfile = os.path.join(workdir, "snmpd.log")
+        self._proc: subprocess.Popen[bytes] | None = None
+        with open(self.conf, "w", encoding="ascii") as f:
+            f.write(
+                "master agentx\n"
+                f"agentXSocket {self.agentx_socket}\n"
+                "agentXPerms 0660 0770\n"
+                "agentXTimeout 1\n"
+                "agentXRetries 5\n"
+                "rocommunity public 127.0.0.1\n"
+                f"agentaddress udp:127.0.0.1:{self._port}\n"
+            )
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def agentx_socket(self) -> str:
+        return os.path.join(self.workdir, "agentx.sock")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start snmpd and wait until it answers on UDP and its AgentX socket exists."""
+        if self.running:
+            return
+        # -C: ignore system config files; -Lo/-Lf: log to stdout and a file.
+        cmd = [SNMPD, "-f", "-Lo", "-Lf", self.logfile, "-C", "-c", self.conf,
+               "-p", os.path.join(self.workdir, "snmpd.pid"), "-M", "/dev/null"]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise SnmpError(f"snmpd exited rc={self._proc.returncode}: {self.log_tail()}")
+            if os.path.exists(self.agentx_socket) and self._answers():
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise SnmpError(f"snmpd did not come up within {timeout_s}s: {self.log_tail()}")
+
+    def _answers(self) -> bool:
+        try:
+            self.get("1.3.6.1.2.1.1.3.0", timeout="1", retries="0")
+        except SnmpError:
+            return False
+        return True
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout_s`."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    # ---- client tools (stdout returned; SnmpError with stderr on failure)
+
+    def _run(self, tool: str, args: Sequence[str], *, timeout: str = "2", retries: str = "1",
+             mibdirs: str | None = None) -> str:
+        exe = shutil.which(tool)
+        if exe is None:
+            raise SnmpError(f"{tool} not found: install Debian's snmp package")
+        env = dict(os.environ)
+        if mibdirs is None:
+            # Numeric output only; no MIB loading noise.
+            env["MIBS"] = ""
+            env["MIBDIRS"] = "/dev/null"
+        else:
+            env["MIBDIRS"] = mibdirs
+            env["MIBS"] = "ALL"
+        cmd = [exe, "-v2c", "-c", "public", "-t", timeout, "-r", retries, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+        if proc.returncode != 0 or "Timeout" in proc.stderr:
+            raise SnmpError(f"{' '.join(cmd)} failed rc={proc.returncode}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def get(self, *oids: str, timeout: str = "2", retries: str = "1") -> str:
+        """`snmpget -On`: lines `.OID = TYPE: value`."""
+        return self._run("snmpget", ["-On", self.address, *oids], timeout=timeout, retries=retries)
+
+    def getnext(self, oid: str) -> str:
+        return self._run("snmpgetnext", ["-On", self.address, oid])
+
+    def walk(self, oid: str) -> str:
+        return self._run("snmpwalk", ["-On", self.address, oid])
+
+    def bulkwalk(self, oid: str, reps: int = 25) -> str:
+        return self._run("snmpbulkwalk", ["-On", f"-Cr{reps}", self.address, oid])
+
+    def table(self, name_or_oid: str, mibdirs: str | None = None) -> str:
+        """`snmptable -Cf ,` (comma separated) with the given MIB directories."""
+        return self._run("snmptable", ["-Cf", ",", "-Cb", self.address, name_or_oid],
+                         mibdirs=mibdirs)
