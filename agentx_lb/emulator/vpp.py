@@ -9,6 +9,7 @@ vpp-facts §0, §1, §2.5-2.7 and §6.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import os
 import time
@@ -76,6 +77,7 @@ class _Vip:
     target_port: int
     backends: list[_Backend] = field(default_factory=list)
     removed: bool = False
+    text: tuple[str, str] | None = None  # cached CLI text around the counters
 
     @property
     def vip_type(self) -> str:
@@ -104,11 +106,31 @@ class _Route:
     boot: bool = False
 
 
-def _lowest_free(used: set[int] | dict[int, Any], start: int) -> int:
-    i = start
-    while i in used:
-        i += 1
-    return i
+class _IndexPool:
+    """VPP pool index allocation: the lowest freed index first, else the next new one."""
+
+    def __init__(self, start: int) -> None:
+        self._next = start
+        self._free: list[int] = []
+
+    def get(self) -> int:
+        if self._free:
+            return heapq.heappop(self._free)
+        self._next += 1
+        return self._next - 1
+
+    def put(self, index: int) -> None:
+        heapq.heappush(self._free, index)
+
+    def take(self, index: int) -> None:
+        """Claim a specific index (replaying a kept configuration after restart)."""
+        if index in self._free:
+            self._free.remove(index)
+            heapq.heapify(self._free)
+        while self._next <= index:
+            if self._next != index:
+                heapq.heappush(self._free, self._next)
+            self._next += 1
 
 
 class EmulatedVpp:
@@ -138,6 +160,9 @@ class EmulatedVpp:
         self._seg: StatsSegment | None = None
         self._vips: dict[int, _Vip] = {}
         self._routes: dict[Network, _Route] = {}
+        self._keys: dict[tuple[Network, int, int], int] = {}
+        self._vip_pool = _IndexPool(1)
+        self._route_pool = _IndexPool(0)
         self._dpo_next = 10
         self._started = False
         self._stats_srv = StatsSocketServer(self.stats_socket, self._current_fd)
@@ -220,13 +245,15 @@ class EmulatedVpp:
         self._seg.set_scalar("/sys/boottime", self._boottime)
         self._seg.add_counter(ROUTE_TO, combined=True)
         old_vips = self._vips if keep_vips else {}
-        self._vips, self._routes, self._dpo_next = {}, {}, 10
+        self._vips, self._routes, self._keys, self._dpo_next = {}, {}, {}, 10
+        self._vip_pool, self._route_pool = _IndexPool(1), _IndexPool(0)
         for text in _BOOT_ROUTES:
             self._route_ref(ipaddress.ip_network(text), boot=True)
         for index in sorted(old_vips):
             vip = old_vips[index]
             if vip.removed:
                 continue
+            self._vip_pool.take(index)
             self._insert_vip(vip, index)
             backends, vip.backends = vip.backends, []
             for b in backends:
@@ -268,8 +295,7 @@ class EmulatedVpp:
     def _route_ref(self, net: Network, *, boot: bool = False) -> _Route:
         route = self._routes.get(net)
         if route is None:
-            used = {r.stats_index for r in self._routes.values()}
-            route = _Route(_lowest_free(used, 0), boot=boot)
+            route = _Route(self._route_pool.get(), boot=boot)
             self._routes[net] = route
             self.segment.validate(ROUTE_TO, max(self.segment.length(ROUTE_TO), route.stats_index + 1))
             self.segment.zero_index(ROUTE_TO, route.stats_index)
@@ -281,6 +307,7 @@ class EmulatedVpp:
         route.refs -= 1
         if route.refs <= 0 and not route.boot:
             del self._routes[net]
+            self._route_pool.put(route.stats_index)
 
     def route_stats_index(self, prefix: str) -> int | None:
         with self.lock:
@@ -330,16 +357,17 @@ class EmulatedVpp:
         if vip.vip_type not in VIP_TYPES:
             raise ValueError(f"invalid VIP type {vip.vip_type}")
         with self.lock:
-            for other in self._vips.values():
-                if (other.prefix, other.protocol, other.port) == (net, vip.protocol, port) and not other.removed:
-                    raise ValueError(f"VIP {prefix} proto {protocol} port {port} exists")
-            index = _lowest_free(self._vips, 1)
+            if (net, vip.protocol, port) in self._keys:
+                raise ValueError(f"VIP {prefix} proto {protocol} port {port} exists")
+            index = self._vip_pool.get()
             self._insert_vip(vip, index)
             return index
 
     def _insert_vip(self, vip: _Vip, index: int) -> None:
         vip.index = index
+        vip.text = None
         self._vips[index] = vip
+        self._keys[(vip.prefix, vip.protocol, vip.port)] = index
         seg = self.segment
         for name in LB_COUNTERS:
             if not seg.has(name):
@@ -355,23 +383,29 @@ class EmulatedVpp:
             vip = self._vips[index]
             if vip.removed:
                 raise ValueError(f"VIP {index} already removed")
+            vip.text = None
             for b in vip.backends:
                 if not b.removed:
                     self._route_unref(ipaddress.ip_network(b.address))
                 b.removed = True
             self._route_unref(vip.prefix)
+            del self._keys[(vip.prefix, vip.protocol, vip.port)]
             if keep_removed:
                 vip.removed = True
             else:
                 del self._vips[index]
+                self._vip_pool.put(index)
 
     def gc(self) -> None:
         """Free removed VIPs and backends (VPP's lb garbage collection)."""
         with self.lock:
             for index in [i for i, v in self._vips.items() if v.removed]:
                 del self._vips[index]
+                self._vip_pool.put(index)
             for vip in self._vips.values():
-                vip.backends = [b for b in vip.backends if not b.removed]
+                if any(b.removed for b in vip.backends):
+                    vip.backends = [b for b in vip.backends if not b.removed]
+                    vip.text = None
 
     def vip_indices(self) -> list[int]:
         with self.lock:
@@ -382,6 +416,7 @@ class EmulatedVpp:
             self._add_backend_locked(self._vips[vip_index], ipaddress.ip_address(address), weight)
 
     def _add_backend_locked(self, vip: _Vip, addr: Address, weight: int) -> None:
+        vip.text = None
         for b in vip.backends:
             if b.address == addr:
                 if not b.removed:
@@ -397,6 +432,7 @@ class EmulatedVpp:
         """Flag a backend removed; it stays listed (`` removed``) until ``gc()``."""
         with self.lock:
             b = self._backend(vip_index, address)
+            self._vips[vip_index].text = None
             if not b.removed:
                 b.removed = True
                 self._route_unref(ipaddress.ip_network(b.address))
@@ -404,6 +440,7 @@ class EmulatedVpp:
     def set_flows(self, vip_index: int, address: str, n: int) -> None:
         with self.lock:
             self._backend(vip_index, address).flows = n
+            self._vips[vip_index].text = None
 
     def _backend(self, vip_index: int, address: str) -> _Backend:
         addr = ipaddress.ip_address(address)
@@ -508,13 +545,23 @@ class EmulatedVpp:
 
     def show_vips_verbose(self) -> str:
         with self.lock:
-            sums = self._counter_rows()
+            e, f, u, n = self._counter_rows()
             out: list[str] = []
             for index in sorted(self._vips):
-                out.append(self._format_vip(self._vips[index], sums))
+                vip = self._vips[index]
+                if vip.text is None:
+                    vip.text = self._format_vip_parts(vip)
+                head, tail = vip.text
+                out.append(
+                    f"{head}    packet from existing sessions: {e[index] if index < len(e) else 0}\n"
+                    f"    first session packet: {f[index] if index < len(f) else 0}\n"
+                    f"    untracked packet: {u[index] if index < len(u) else 0}\n"
+                    f"    no server configured: {n[index] if index < len(n) else 0}\n{tail}"
+                )
             return "".join(out)
 
-    def _format_vip(self, vip: _Vip, sums: list[list[int]]) -> str:
+    def _format_vip_parts(self, vip: _Vip) -> tuple[str, str]:
+        """The text before and after the counter lines (cached until the VIP changes)."""
         sticky = " src_ip_sticky" if vip.src_ip_sticky and self.cli_style != "pre-23.02" else ""
         removed = " removed" if vip.removed else ""
         lines = [f" {vip.vip_type} [{vip.index}] {vip.prefix}{sticky}{removed}\n",
@@ -528,18 +575,15 @@ class EmulatedVpp:
             swapped = ((vip.port >> 8) | (vip.port << 8)) & 0xFFFF
             lines.append(f"  type:{vip.nat_type} port:{swapped} target_port:{vip.target_port}")
         lines.append("  counters:\n")
-        for name, total in zip(LB_COUNTERS, sums):
-            value = total[vip.index] if vip.index < len(total) else 0
-            lines.append(f"    {name}: {value}\n")
-        lines.append(f"  #as:{len(vip.backends)}\n")
+        tail = [f"  #as:{len(vip.backends)}\n"]
         for b, buckets in zip(vip.backends, vip.buckets()):
             state = " removed" if b.removed else "used"
             if self.cli_style == "master":
-                lines.append(f"    {b.address} weight:{b.weight} buckets:{buckets} flows:{b.flows} dpo:{b.dpo} {state}\n")
+                tail.append(f"    {b.address} weight:{b.weight} buckets:{buckets} flows:{b.flows} dpo:{b.dpo} {state}\n")
             else:
-                lines.append(f"    {b.address} {buckets} buckets   {b.flows} flows  dpo:{b.dpo} {state}\n")
-        lines.append("\n")
-        return "".join(lines)
+                tail.append(f"    {b.address} {buckets} buckets   {b.flows} flows  dpo:{b.dpo} {state}\n")
+        tail.append("\n")
+        return "".join(lines), "".join(tail)
 
     # ------------------------------------------------------------- API ----
     def _handle_api(self, name: str, req: Any) -> list[tuple[str, dict[str, Any]]] | None:
