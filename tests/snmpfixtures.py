@@ -11,7 +11,7 @@ import pytest
 
 from agentx_lb.snmpd import SNMPD, PrivateSnmpd
 
-__all__ = ["snmpd", "short_tmpdir"]
+__all__ = ["snmpd", "short_tmpdir"]  # fixtures only; helpers are imported by name
 
 
 @pytest.fixture
@@ -35,3 +35,63 @@ def snmpd(short_tmpdir: str) -> Iterator[PrivateSnmpd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+# ---- synthetic snapshots (no VPP needed) shared by the table/agentx tests
+
+FIXTURE_INDICES = (*range(1, 13), 99, 100, 101)
+
+
+def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2):  # noqa: ANN001, ANN201
+    """VIPs at `indices`: IPv4 and IPv6, with/without weights, one without active backend."""
+    from agentx_lb.model import Backend, Encap, Health, LbSettings, Snapshot, Vip, VipCounters, VipRow
+
+    rows = []
+    for i in indices:
+        v6 = i % 5 == 0
+        backends = []
+        for j in range(backends_per_vip):
+            addr = f"2001:db8:{i:x}::{j + 1:x}" if v6 else f"10.{i // 256}.{i % 256}.{j + 1}"
+            backends.append(
+                Backend(
+                    address=addr,
+                    buckets=1024 * (j + 1),
+                    flows=i * 10 + j,
+                    used=not (i == 3 or j == 1 and i == 4),
+                    weight=(j * 50) if i % 2 else None,
+                )
+            )
+        vip = Vip(
+            index=i,
+            address=f"2001:db8::{i:x}" if v6 else f"192.0.2.{i}",
+            prefix_length=128 if v6 else 32,
+            ip_version=6 if v6 else 4,
+            encap=Encap.GRE6 if v6 else Encap.GRE4,
+            protocol=6 if i % 3 else 255,
+            port=80 if i % 3 else 0,
+            src_ip_sticky=i % 2 == 0,
+            flow_table_length=1024,
+            backends=tuple(backends),
+        )
+        counters = VipCounters(
+            next_packets=2**64 - 1 if i == 1 else i * 1000,
+            first_packets=0 if i == 1 else i,
+            untracked_packets=i * 2,
+            no_server_packets=i * 3,
+            route_packets=None if i == 12 else i * 4,
+            route_octets=None if i == 12 else i * 400,
+        )
+        rows.append(VipRow(vip=vip, counters=counters, discontinuity_cs=i * 100))
+    health = Health(
+        vpp_connected=True,
+        vpp_version="24.10-release",
+        vip_count=len(rows),
+        vip_table_last_change_cs=4242,
+        table_age_s=3,
+        last_scrape_duration_ms=17,
+        scrape_failures=5,
+        consecutive_failures=0,
+        last_error="",
+    )
+    settings = LbSettings(ip4_src_address="192.0.2.250", sticky_buckets_per_core=1024)
+    return Snapshot(rows=tuple(rows), settings=settings, health=health)
