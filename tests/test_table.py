@@ -204,8 +204,9 @@ def test_bad_values_dropped_rest_served_logged_once(caplog: pytest.LogCaptureFix
     assert bad.dropped == 3
     # every other cell of the good table is still there, byte for byte
     for oid, vb in zip(good.oids, good.varbinds):
-        if oid not in (V + (15, 5), V + (16, 5)):
-            assert bad.get(oid) == vb
+        # (VIP 6 gained a backend, so its two count columns differ on purpose)
+        if oid not in (V + (15, 5), V + (16, 5), V + (11, 6), V + (12, 6)):
+            assert bad.get(oid) == vb, oid
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     # one warning per (column, problem), none for the second build
     assert len(warnings) == 3
