@@ -46,7 +46,8 @@ def test_stats_rows_per_thread_after_traffic(vpp: EmulatedVpp) -> None:
     route = vpp.route_stats_index("192.0.2.1/32")
     assert route is not None
     with stats_client(vpp) as stats:
-        names = stats.ls([r"^packet from", r"^first session", r"^untracked", r"^no server", "^/net/route/to$"])
+        patterns = [r"^packet from", r"^first session", r"^untracked", r"^no server"]
+        names = stats.ls([*patterns, "^/net/route/to$"])
         d = stats.dump(names)
     assert sorted(names) == sorted([*LB_COUNTERS, ROUTE_TO])
     assert d["packet from existing sessions"] == [[0, 0], [0, 10], [0, 0]]
@@ -132,3 +133,18 @@ def test_control_ping_and_show_version(vpp: EmulatedVpp) -> None:
         r = client.api.cli_inband(cmd="show version")
     assert v.version == "25.10-release"
     assert r.reply.startswith("vpp v25.10-release built by ")
+
+
+def test_ten_thousand_vips_fit_and_read_back(vpp: EmulatedVpp) -> None:
+    for n in range(10_000):
+        low = f"{(n // 256) % 256}.{n % 256}"
+        i = vpp.add_vip(f"10.100.{low}/32", port=80, protocol=6)
+        vpp.add_backend(i, f"172.16.{low}")
+    vpp.traffic(10_000, thread=2, first_packets=9)
+    last = vpp.route_stats_index("10.100.39.15/32")
+    assert last is not None and last > 20_000
+    with stats_client(vpp) as stats:
+        d = stats.dump(stats.ls(["^first session packet$", "^/net/route/to$"]))
+    assert all(len(row) == 10_001 for row in d["first session packet"])
+    assert d["first session packet"][:, 10_000].sum() == 9
+    assert d[ROUTE_TO][:, last].sum_packets() == 9

@@ -45,7 +45,9 @@ def test_lb_dumps_reproduce_the_25_10_bugs(vpp: EmulatedVpp) -> None:
     with api_client(vpp) as client:
         vips = client.api.lb_vip_dump(_no_type_conversion=True)
         all_as = client.api.lb_as_dump(_no_type_conversion=True)
-        one_as = client.api.lb_as_dump(pfx="192.0.2.1/32", protocol=6, port=80, _no_type_conversion=True)
+        one_as = client.api.lb_as_dump(
+            pfx="192.0.2.1/32", protocol=6, port=80, _no_type_conversion=True
+        )
     assert [v.vip.pfx.len for v in vips] == [128, 128]  # IPv4 length sent as 32 + 96
     assert all(v.vip.protocol == 0 and v.flow_table_length == 0 for v in vips)
     assert vips[0].encap == 3  # internal IP4_GRE4, decodes as NAT4

@@ -115,7 +115,8 @@ def test_show_lb_and_non_verbose(vpp: EmulatedVpp) -> None:
         bad = client.api.cli_inband(cmd="show frobnicate")
     assert lb.retval == 0
     assert lb.reply.startswith(
-        "lb_main ip4-src-address: 10.0.0.1 \n ip6-src-address: 2001:db8:ff::1 \n #vips: 6\n #ass: 5\n"
+        "lb_main ip4-src-address: 10.0.0.1 \n ip6-src-address: 2001:db8:ff::1 \n"
+        " #vips: 6\n #ass: 5\n"
     )
     assert "core 1\n  timeout: 40s\n  usage: " in lb.reply
     assert "core 2\n" in lb.reply

@@ -1,4 +1,7 @@
-"""Restarts and faults, as the unmodified vpp_papi client sees them (vpp-facts §1.1, §1.4, §1.6, §2.3)."""
+"""Restarts and faults as the unmodified vpp_papi client sees them.
+
+What each fault must look like: vpp-facts §1.1, §1.4, §1.6 and §2.3.
+"""
 
 from __future__ import annotations
 

@@ -25,7 +25,9 @@ __all__ = ["api_client", "make_vpp", "stats_client", "vpp"]
 
 
 @contextmanager
-def api_client(vpp: EmulatedVpp, *, read_timeout: float = 2, **kwargs: Any) -> Iterator[VPPApiClient]:
+def api_client(
+    vpp: EmulatedVpp, *, read_timeout: float = 2, **kwargs: Any
+) -> Iterator[VPPApiClient]:
     """A connected unmodified ``VPPApiClient``; always disconnected afterwards."""
     if not kwargs.get("bootstrapapi"):
         kwargs.setdefault("apifiles", vpp.api_files)

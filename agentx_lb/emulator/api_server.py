@@ -188,7 +188,8 @@ class ApiServer(UnixListener):
         for name, index in self.ids.items():
             if not self.faults.lb_plugin and self.codec.module_of[name] == "lb":
                 continue
-            table.append({"index": index, "name": self.codec.crc_name(name, wrong=name in self.faults.bad_crc)})
+            wrong = name in self.faults.bad_crc
+            table.append({"index": index, "name": self.codec.crc_name(name, wrong=wrong)})
         with self._lock:
             client = self._next_client
             self._next_client += 1

@@ -12,13 +12,12 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import threading
 
 from agentx_lb.emulator.api_server import ApiCodec, ApiServer
 from agentx_lb.emulator.faults import Faults
@@ -297,7 +296,8 @@ class EmulatedVpp:
         if route is None:
             route = _Route(self._route_pool.get(), boot=boot)
             self._routes[net] = route
-            self.segment.validate(ROUTE_TO, max(self.segment.length(ROUTE_TO), route.stats_index + 1))
+            length = max(self.segment.length(ROUTE_TO), route.stats_index + 1)
+            self.segment.validate(ROUTE_TO, length)
             self.segment.zero_index(ROUTE_TO, route.stats_index)
         route.refs += 1
         return route
@@ -472,13 +472,17 @@ class EmulatedVpp:
             packets = sum(deltas)
             route = self._routes.get(vip.prefix)
             if packets and route is not None:
-                seg.add_combined(ROUTE_TO, thread, route.stats_index, packets, packets * octets_per_packet)
+                octets = packets * octets_per_packet
+                seg.add_combined(ROUTE_TO, thread, route.stats_index, packets, octets)
 
-    def set_counter(self, name: str, thread: int, index: int, value: int, octets: int | None = None) -> None:
+    def set_counter(
+        self, name: str, thread: int, index: int, value: int, octets: int | None = None
+    ) -> None:
         """Store an exact value (``octets`` too for ``/net/route/to``)."""
         with self.lock:
             if name == ROUTE_TO:
-                self.segment.set_combined(name, thread, index, value, value if octets is None else octets)
+                octets = value if octets is None else octets
+                self.segment.set_combined(name, thread, index, value, octets)
             else:
                 self.segment.set_simple(name, thread, index, value)
 
@@ -553,7 +557,8 @@ class EmulatedVpp:
                     vip.text = self._format_vip_parts(vip)
                 head, tail = vip.text
                 out.append(
-                    f"{head}    packet from existing sessions: {e[index] if index < len(e) else 0}\n"
+                    f"{head}    packet from existing sessions: "
+                    f"{e[index] if index < len(e) else 0}\n"
                     f"    first session packet: {f[index] if index < len(f) else 0}\n"
                     f"    untracked packet: {u[index] if index < len(u) else 0}\n"
                     f"    no server configured: {n[index] if index < len(n) else 0}\n{tail}"
@@ -579,16 +584,22 @@ class EmulatedVpp:
         for b, buckets in zip(vip.backends, vip.buckets()):
             state = " removed" if b.removed else "used"
             if self.cli_style == "master":
-                tail.append(f"    {b.address} weight:{b.weight} buckets:{buckets} flows:{b.flows} dpo:{b.dpo} {state}\n")
+                tail.append(
+                    f"    {b.address} weight:{b.weight} buckets:{buckets} flows:{b.flows}"
+                    f" dpo:{b.dpo} {state}\n"
+                )
             else:
-                tail.append(f"    {b.address} {buckets} buckets   {b.flows} flows  dpo:{b.dpo} {state}\n")
+                tail.append(
+                    f"    {b.address} {buckets} buckets   {b.flows} flows  dpo:{b.dpo} {state}\n"
+                )
         tail.append("\n")
         return "".join(lines), "".join(tail)
 
     # ------------------------------------------------------------- API ----
     def _handle_api(self, name: str, req: Any) -> list[tuple[str, dict[str, Any]]] | None:
         if name == "control_ping":
-            return [("control_ping_reply", {"retval": 0, "client_index": 0, "vpe_pid": os.getpid()})]
+            reply = {"retval": 0, "client_index": 0, "vpe_pid": os.getpid()}
+            return [("control_ping_reply", reply)]
         if name == "cli_inband":
             rv, text = self.cli(req.cmd)
             return [("cli_inband_reply", {"retval": rv, "reply": text})]
@@ -622,7 +633,8 @@ class EmulatedVpp:
             "label_stack": [{}] * 16,
         }
         return {"retval": 0, "route": {
-            "table_id": 0, "stats_index": stats_index, "prefix": prefix, "n_paths": 1, "paths": [path],
+            "table_id": 0, "stats_index": stats_index, "prefix": prefix,
+            "n_paths": 1, "paths": [path],
         }}
 
     @staticmethod
@@ -631,12 +643,17 @@ class EmulatedVpp:
         plen = net.prefixlen + (96 if buggy_len and net.version == 4 else 0)
         return {"address": str(net.network_address), "len": plen}
 
+    @classmethod
+    def _raw_vip(cls, vip: _Vip) -> dict[str, Any]:
+        # (u8)htonl(protocol) is 0 in the <= 26.06 handler
+        return {"pfx": cls._raw_prefix(vip.prefix, True), "protocol": 0, "port": vip.port}
+
     def _lb_vip_details(self) -> list[tuple[str, dict[str, Any]]]:
         with self.lock:
             out = []
             for vip in (self._vips[i] for i in sorted(self._vips)):
                 out.append(("lb_vip_details", {
-                    "vip": {"pfx": self._raw_prefix(vip.prefix, True), "protocol": 0, "port": vip.port},
+                    "vip": self._raw_vip(vip),
                     "encap": VIP_TYPES.index(vip.vip_type), "dscp": vip.dscp,
                     "srv_type": 1 if vip.nat_type == "nodeport" else 0,
                     "target_port": vip.target_port, "flow_table_length": 0,
@@ -644,7 +661,7 @@ class EmulatedVpp:
             return out
 
     def _lb_as_details(self, req: Any) -> list[tuple[str, dict[str, Any]]]:
-        pfx = ipaddress.ip_interface(req.pfx) if not isinstance(req.pfx, ipaddress._BaseAddress) else req.pfx
+        pfx = ipaddress.ip_interface(req.pfx)
         if pfx.network.prefixlen != 0 or int(pfx.ip) != 0:
             return []  # the 25.10 handler compares ports in mixed byte order: nothing matches
         with self.lock:
@@ -652,8 +669,9 @@ class EmulatedVpp:
             for vip in (self._vips[i] for i in sorted(self._vips)):
                 for b in vip.backends:
                     out.append(("lb_as_details", {
-                        "vip": {"pfx": self._raw_prefix(vip.prefix, True), "protocol": 0, "port": vip.port},
-                        "app_srv": str(b.address), "flags": 0 if b.removed else 1, "in_use_since": 0,
+                        "vip": self._raw_vip(vip),
+                        "app_srv": str(b.address), "flags": 0 if b.removed else 1,
+                        "in_use_since": 0,
                     }))
             return out
 
