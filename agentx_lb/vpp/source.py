@@ -1,0 +1,515 @@
+"""VppSource: one scrape of VPP's lb plugin over the binary API and the stats segment.
+
+The only module importing vpp_papi. Everything it returns is a `RawScrape` of
+plain ints, strings and tuples; everything it raises is a `SourceError`
+(`raise ... from exc`), per vpp-facts §1-§5:
+
+* API (`VPPApiClient`, one per VppSource): `cli_inband("show lb vips verbose")`
+  for the VIPs (the only source of the pool index), `cli_inband("show lb")` for
+  the settings and to tell an empty VIP list from a broken reply,
+  `show_version` once per connection, `ip_route_lookup(exact=1)` per VIP
+  prefix, cached (new prefixes, reconnects and every `route_refresh_s`).
+  Every call carries `_timeout`; on any OSError the client is disconnected and
+  reconnected on the next read (a stale connection is retried once at once,
+  which is what a VPP restart looks like).
+* Stats (`VPPStats` subclass): the busy-spins of vpp_papi are replaced by a
+  bounded wait on `in_progress`; ONE `dump(names, blocking=False)` per scrape
+  with a few retries of the optimistic lock. The segment is re-mapped when
+  `os.stat(stats_socket)` changes `(st_ino, st_ctime_ns)` (VPP re-bound it:
+  the old mapping is frozen forever) or after any failed read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import mmap
+import os
+import struct
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from vpp_papi import VPPApiClient
+from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
+from vpp_papi.vpp_stats import StatsLock, VPPStats
+from vpp_papi.vpp_transport_socket import VppTransportSocketIOError
+
+from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
+from agentx_lb.model import LbSettings, RawScrape, Vip
+from agentx_lb.reduce import LB_COUNTER_NAMES
+from agentx_lb.vpp.cli_parse import parse_lb_settings, parse_lb_vip_count, parse_vips
+
+__all__ = ["DEFAULT_API_DIR", "ROUTE_TO", "VppSource"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_DIR = "/usr/share/vpp/api"
+ROUTE_TO = "/net/route/to"
+_BOOTTIME = "/sys/boottime"
+_CLIENT_NAME = "agentx-lb"
+_NO_SUCH_ENTRY = -6  # VNET_API_ERROR_NO_SUCH_ENTRY
+# The .api.json modules that define what we call (plus the types they use).
+_API_MODULES = frozenset(
+    {"memclnt", "vlib", "vpe", "ip", "ip_types", "fib_types", "interface_types"}
+)
+_REQUIRED_MESSAGES = (
+    "control_ping",
+    "control_ping_reply",
+    "cli_inband",
+    "cli_inband_reply",
+    "ip_route_lookup",
+    "ip_route_lookup_reply",
+)
+_STATS_ATTEMPTS = 4  # optimistic-lock retries per scrape
+_POLL_S = 0.002
+
+
+class _StatsLockedError(OSError):
+    """`in_progress` stayed set for longer than the timeout."""
+
+
+class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
+    """vpp_papi's StatsLock busy-spins forever on `in_progress`; wait bounded instead."""
+
+    def __init__(self, stats: VPPStats, timeout_s: float) -> None:
+        super().__init__(stats)
+        self._timeout_s = timeout_s
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.epoch = self.stats.epoch
+        deadline = time.monotonic() + self._timeout_s
+        while self.stats.in_progress:
+            if time.monotonic() >= deadline:
+                raise _StatsLockedError("stats segment locked (in_progress stuck)")
+            time.sleep(_POLL_S)
+        return True
+
+
+class _Stats(VPPStats):  # type: ignore[misc]
+    """VPPStats that never spins: bounded lock wait, non-blocking refresh."""
+
+    def __init__(self, socketname: str, timeout_s: float) -> None:
+        super().__init__(socketname=socketname)
+        self.lock = _BoundedStatsLock(self, timeout_s)
+
+    def refresh(self, blocking: bool = True) -> None:
+        # connect() refreshes with blocking=True, which retries IOError forever.
+        super().refresh(blocking=False)
+
+    def close(self) -> None:
+        """Unmap, also after a connect() that failed half way."""
+        self.connected = False
+        if isinstance(self.statseg, mmap.mmap):
+            self.statseg.close()
+
+
+def _socket_signature(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_ino, st.st_ctime_ns)
+
+
+def _unavailable_reason(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such socket (VPP not running?)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (stale socket, VPP not running?)"
+    if isinstance(exc, PermissionError):
+        return "permission denied (is the agent's user in group vpp?)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g}s"
+    if isinstance(exc, VPPIOError):
+        return f"no reply within {timeout_s:g}s or connection lost ({exc})"
+    return str(exc) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _mapped(kind: str, path: str, timeout_s: float) -> Iterator[None]:
+    """Translate what vpp_papi and the socket layer raise into SourceErrors."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except _StatsLockedError as exc:
+        raise SourceUnavailableError(f"{kind} socket {path}: {exc}") from exc
+    except OSError as exc:
+        if "overruns stats segment" in str(exc):
+            raise SourceDataError(f"{kind} socket {path}: corrupt stats segment ({exc})") from exc
+        reason = _unavailable_reason(exc, timeout_s)
+        raise SourceUnavailableError(f"{kind} socket {path}: {reason}") from exc
+    except (
+        VPPApiError,
+        VPPValueError,
+        VPPRuntimeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        struct.error,
+    ) as exc:
+        raise SourceDataError(f"{kind} socket {path}: unusable answer ({exc!r})") from exc
+
+
+class VppSource:
+    """Reads VPP's lb VIPs, routes and counters; `.read()` raises only SourceErrors."""
+
+    def __init__(
+        self,
+        stats_socket: str,
+        api_socket: str,
+        api_dir: str | None = None,
+        *,
+        timeout_s: float = 1.0,
+        route_refresh_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stats_socket = stats_socket
+        self.api_socket = api_socket
+        self.api_dir = api_dir
+        self.timeout_s = timeout_s
+        self.route_refresh_s = route_refresh_s
+        self._clock = clock
+        self._client: Any = None  # VPPApiClient, created at the first read
+        self._bootstrap = api_dir is None
+        self._api_connected = False
+        self._api_generation = 0  # connections made so far
+        self._vpp_version = ""
+        self._stats: _Stats | None = None
+        self._stats_signature: tuple[int, int] | None = None
+        self._routes: dict[str, int | None] = {}
+        self._routes_at = 0.0
+        self._routes_generation = -1
+        self.route_lookups = 0  # ip_route_lookup calls made (observability, tests)
+        self.stats_connects = 0
+
+    # ------------------------------------------------------------ public ---
+    @property
+    def connected(self) -> bool:
+        return self._api_connected and self._stats is not None
+
+    def read(self) -> RawScrape:
+        """One scrape. Raises SourceUnavailableError / SourceDataError only."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        text, show_lb = self._api_read(self._read_cli)
+        parsed = parse_vips(text)
+        if not text.strip():
+            expected = parse_lb_vip_count(show_lb)
+            if expected:
+                raise SourceDataError(
+                    f"api socket {self.api_socket}: `show lb vips verbose` is empty"
+                    f" but `show lb` counts {expected} VIP(s)"
+                )
+        settings = parse_lb_settings(show_lb)
+        t1 = time.perf_counter()
+        timings["cli"] = (t1 - t0) * 1000
+        stats_index = self._api_read(lambda: self._resolve_routes(parsed.vips))
+        t2 = time.perf_counter()
+        timings["route_lookup"] = (t2 - t1) * 1000
+        lb_counters, route_to, instance = self._read_stats()
+        timings["stats"] = (time.perf_counter() - t2) * 1000
+        for problem in parsed.problems:
+            log.debug("cli line skipped line_no=%d reason=%s", problem.line_no, problem.reason)
+        return RawScrape(
+            vips=parsed.vips,
+            problems=parsed.problems,
+            lb_counters=lb_counters,
+            route_to=route_to,
+            stats_index=stats_index,
+            vpp_instance=instance,
+            vpp_version=self._vpp_version,
+            settings=settings,
+            timings_ms=timings,
+        )
+
+    def close(self) -> None:
+        """Disconnect both sockets; the source can be read again afterwards."""
+        self._disconnect_api()
+        self._disconnect_stats()
+
+    # --------------------------------------------------------------- API ---
+    def _new_client(self, *, bootstrap: bool) -> Any:
+        kwargs: dict[str, Any] = {
+            "server_address": self.api_socket,
+            "read_timeout": self.timeout_s,
+            "logger": logging.getLogger("vpp_papi.agentx_lb"),
+        }
+        if bootstrap:
+            kwargs["bootstrapapi"] = True
+        else:
+            kwargs["apifiles"] = self._api_files(self.api_dir or DEFAULT_API_DIR)
+        with _mapped("api", self.api_socket, self.timeout_s), warnings.catch_warnings():
+            # vpp_papi 2.4.2 bootstraps with the deprecated importlib.resources.open_text.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return VPPApiClient(**kwargs)
+
+    def _api_files(self, api_dir: str) -> list[str]:
+        found: dict[str, str] = {}
+        for path in sorted(Path(api_dir).rglob("*.api.json")):
+            module = path.name[: -len(".api.json")]
+            if module in _API_MODULES:
+                found.setdefault(module, str(path))
+        missing = {"memclnt", "vlib", "ip"} - found.keys()
+        if missing:
+            raise SourceDataError(
+                f"api dir {api_dir}: no {', '.join(sorted(m + '.api.json' for m in missing))}"
+            )
+        return list(found.values())
+
+    def _connect_api(self) -> None:
+        if self._client is None:
+            self._client = self._new_client(bootstrap=self._bootstrap)
+        try:
+            with _mapped("api", self.api_socket, self.timeout_s):
+                try:
+                    self._client.connect(_CLIENT_NAME)
+                except (AttributeError, VPPApiError) as exc:
+                    if not self._bootstrap:
+                        raise
+                    # VPP < 24.06 has no get_api_json: use the installed .api.json.
+                    log.info("api bootstrap unsupported api_dir=%s err=%s", DEFAULT_API_DIR, exc)
+                    self._safe_disconnect()
+                    self._bootstrap = False
+                    self._client = self._new_client(bootstrap=False)
+                    self._client.connect(_CLIENT_NAME)
+        except SourceError:
+            # A half-done handshake must be undone, or the next connect() fails
+            # with "Need to disconnect first".
+            self._safe_disconnect()
+            raise
+        self._api_connected = True
+        self._api_generation += 1
+        try:
+            self._validate_messages()
+            self._vpp_version = self._read_version()
+        except BaseException:
+            self._disconnect_api()
+            raise
+
+    def _validate_messages(self) -> None:
+        client = self._client
+        wanted: list[str] = []
+        absent: list[str] = []
+        for name in _REQUIRED_MESSAGES:
+            msg = client.messages.get(name)
+            if msg is None:
+                absent.append(name)
+            else:
+                wanted.append(f"{name}_{msg.crc[2:]}")
+        absent += client.validate_message_table(wanted)
+        if absent:
+            raise SourceDataError(
+                f"api socket {self.api_socket}: VPP lacks or has other CRCs for"
+                f" {', '.join(absent)} (api definitions do not match this VPP)"
+            )
+
+    def _read_version(self) -> str:
+        api = self._client.api
+        with _mapped("api", self.api_socket, self.timeout_s):
+            if hasattr(api, "show_version"):
+                reply = api.show_version(_timeout=self.timeout_s)
+                if reply.retval == 0:
+                    return str(reply.version).rstrip("\x00")
+            # `vpp v25.10-release built by ...`
+            reply = api.cli_inband(cmd="show version", _timeout=self.timeout_s)
+        words = str(reply.reply).split()
+        if reply.retval == 0 and len(words) > 1 and words[0] == "vpp":
+            return words[1].removeprefix("v")
+        return ""
+
+    def _safe_disconnect(self) -> None:
+        if self._client is None:
+            return
+        # disconnect() swallows its own sockclnt_delete errors; a closed socket
+        # or a half-done handshake may still raise OSError here.
+        try:
+            self._client.disconnect()
+        except OSError as exc:
+            log.debug("api disconnect failed socket=%s err=%s", self.api_socket, exc)
+
+    def _disconnect_api(self) -> None:
+        if self._api_connected or self._client is not None:
+            self._safe_disconnect()
+        self._api_connected = False
+
+    def _api_read(self, fn: Callable[[], Any]) -> Any:
+        """Run API calls; on a stale connection (VPP restarted) reconnect and retry once."""
+        fresh = False
+        if not self._api_connected:
+            self._connect_api()
+            fresh = True
+        try:
+            with _mapped("api", self.api_socket, self.timeout_s):
+                return fn()
+        except SourceUnavailableError:
+            self._disconnect_api()
+            if fresh:
+                raise
+            log.info("api connection lost, reconnecting socket=%s", self.api_socket)
+        self._connect_api()
+        try:
+            with _mapped("api", self.api_socket, self.timeout_s):
+                return fn()
+        except SourceUnavailableError:
+            self._disconnect_api()
+            raise
+
+    def _cli(self, cmd: str) -> str:
+        reply = self._client.api.cli_inband(cmd=cmd, _timeout=self.timeout_s)
+        text = str(reply.reply)
+        if reply.retval != 0:
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            if cmd.startswith("show lb"):
+                raise SourceDataError(
+                    f"api socket {self.api_socket}: `{cmd}` failed (retval {reply.retval}):"
+                    f" lb plugin not loaded? {first}".rstrip()
+                )
+            raise SourceDataError(
+                f"api socket {self.api_socket}: `{cmd}` failed (retval {reply.retval}) {first}"
+            )
+        return text
+
+    def _read_cli(self) -> tuple[str, str]:
+        text = self._cli("show lb vips verbose")
+        show_lb = self._cli("show lb")
+        if not show_lb.strip():
+            # With the plugin loaded `show lb` always prints `lb_main ...`.
+            raise SourceDataError(f"api socket {self.api_socket}: `show lb` returned nothing")
+        return text, show_lb
+
+    def _resolve_routes(self, vips: tuple[Vip, ...]) -> dict[str, int | None]:
+        now = self._clock()
+        if (
+            self._routes_generation != self._api_generation
+            or now - self._routes_at >= self.route_refresh_s
+        ):
+            self._routes = {}
+            self._routes_at = now
+            self._routes_generation = self._api_generation
+        prefixes = {v.prefix for v in vips if not v.removed}
+        for gone in self._routes.keys() - prefixes:
+            del self._routes[gone]
+        for prefix in sorted(prefixes - self._routes.keys()):
+            self._routes[prefix] = self._lookup(prefix)
+        return dict(self._routes)
+
+    def _lookup(self, prefix: str) -> int | None:
+        self.route_lookups += 1
+        reply = self._client.api.ip_route_lookup(
+            table_id=0, exact=1, prefix=prefix, _timeout=self.timeout_s
+        )
+        if reply.retval == _NO_SUCH_ENTRY:
+            return None
+        if reply.retval != 0:
+            log.warning("route lookup failed prefix=%s retval=%d", prefix, reply.retval)
+            return None
+        want = ipaddress.ip_network(prefix, strict=False)
+        got = ipaddress.ip_network(str(reply.route.prefix), strict=False)
+        if got != want:
+            # exact=1 should never do this; an LPM answer would count other traffic.
+            log.warning("route lookup returned another prefix prefix=%s got=%s", prefix, got)
+            return None
+        return int(reply.route.stats_index)
+
+    # ------------------------------------------------------------- stats ---
+    def _disconnect_stats(self) -> None:
+        if self._stats is not None:
+            self._stats.close()
+        self._stats = None
+        self._stats_signature = None
+
+    def _connect_stats(self) -> _Stats:
+        for _ in range(2):
+            before = _socket_signature(self.stats_socket)
+            stats = _Stats(self.stats_socket, self.timeout_s)
+            try:
+                stats.connect()
+            except BaseException:
+                stats.close()
+                raise
+            self.stats_connects += 1
+            if _socket_signature(self.stats_socket) == before:
+                self._stats, self._stats_signature = stats, before
+                return stats
+            stats.close()  # VPP re-bound the socket while we connected: again
+        raise SourceUnavailableError(f"stats socket {self.stats_socket}: socket keeps changing")
+
+    def _read_stats(self) -> tuple[dict[str, list[list[int]]], list[list[tuple[int, int]]], str]:
+        try:
+            with _mapped("stats", self.stats_socket, self.timeout_s):
+                return self._read_stats_once()
+        except SourceError:
+            self._disconnect_stats()
+            raise
+
+    def _read_stats_once(
+        self,
+    ) -> tuple[dict[str, list[list[int]]], list[list[tuple[int, int]]], str]:
+        signature = _socket_signature(self.stats_socket)
+        if self._stats is not None and signature != self._stats_signature:
+            log.info("stats socket changed, remapping socket=%s", self.stats_socket)
+            self._disconnect_stats()
+        stats = self._stats
+        if stats is None:
+            try:
+                stats = self._connect_stats()
+            except (OSError, SourceError):
+                raise  # mapped by the caller
+            except Exception as exc:  # vpp_papi raises a bare Exception for the version
+                if "stat segment version" not in str(exc):
+                    raise
+                raise SourceDataError(
+                    f"stats socket {self.stats_socket}: {exc} (need VPP >= 22.06)"
+                ) from exc
+        values = self._dump(stats)
+        lb = {name: _simple(name, values[name]) for name in LB_COUNTER_NAMES if name in values}
+        route = _combined(values[ROUTE_TO]) if ROUTE_TO in values else []
+        boottime = values.get(_BOOTTIME)
+        instance = f"{self._stats_signature[0]}:{self._stats_signature[1]}" if (
+            self._stats_signature is not None
+        ) else "?"
+        instance += f"|boot={boottime}" if isinstance(boottime, int) else ""
+        return lb, route, instance
+
+    def _dump(self, stats: _Stats) -> Mapping[str, Any]:
+        deadline = time.monotonic() + self.timeout_s
+        while stats.in_progress:
+            if time.monotonic() >= deadline:
+                raise _StatsLockedError("stats segment locked (in_progress stuck)")
+            time.sleep(_POLL_S)
+        last: OSError | None = None
+        for _ in range(_STATS_ATTEMPTS):
+            if stats.last_epoch != stats.epoch:
+                stats.refresh()
+            wanted = (*LB_COUNTER_NAMES, ROUTE_TO, _BOOTTIME)
+            names = [n for n in wanted if n in stats.directory]
+            try:
+                return dict(stats.dump(names, blocking=False))
+            except KeyError as exc:
+                last = OSError(f"entry vanished during read: {exc}")
+            except OSError as exc:
+                if "Optimistic lock failed" not in str(exc):
+                    raise
+                last = exc
+            time.sleep(_POLL_S)
+        raise SourceUnavailableError(
+            f"stats socket {self.stats_socket}: segment kept changing during"
+            f" {_STATS_ATTEMPTS} reads ({last})"
+        )
+
+
+def _simple(name: str, value: Any) -> list[list[int]]:
+    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+        raise SourceDataError(f"stats entry {name!r} is not a simple counter vector")
+    return [[int(v) for v in row] for row in value]
+
+
+def _combined(value: Any) -> list[list[tuple[int, int]]]:
+    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+        raise SourceDataError(f"stats entry {ROUTE_TO!r} is not a combined counter vector")
+    return [[(int(t[0]), int(t[1])) for t in row] for row in value]
+
