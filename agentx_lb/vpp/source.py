@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import mmap
 import os
+import socket
 import struct
 import time
 import warnings
@@ -35,7 +36,7 @@ from typing import Any
 
 from vpp_papi import VPPApiClient
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
-from vpp_papi.vpp_stats import StatsLock, VPPStats
+from vpp_papi.vpp_stats import StatsLock, VPPStats, recv_fd
 from vpp_papi.vpp_transport_socket import VppTransportSocketIOError
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
@@ -95,6 +96,30 @@ class _Stats(VPPStats):  # type: ignore[misc]
     def __init__(self, socketname: str, timeout_s: float) -> None:
         super().__init__(socketname=socketname)
         self.lock = _BoundedStatsLock(self, timeout_s)
+        self._timeout_s = timeout_s
+
+    def connect(self) -> None:
+        """VPPStats.connect, but the socket is closed on failure (vpp_papi leaks it
+        when connect() raises) and the timeout is ours instead of a fixed 1 s."""
+        if self.connected:
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+            sock.settimeout(self._timeout_s)
+            sock.connect(self.socketname)
+            fd = recv_fd(sock)  # IndexError: VPP sent no fd
+        try:
+            size = os.fstat(fd).st_size
+            self.statseg = mmap.mmap(fd, size, mmap.PROT_READ, mmap.MAP_SHARED)
+        finally:
+            os.close(fd)
+        self.size = size
+        if self.version != 2:
+            raise SourceDataError(
+                f"stats socket {self.socketname}: stat segment version {self.version},"
+                " need 2 (VPP >= 22.06)"
+            )
+        self.refresh()
+        self.connected = True
 
     def refresh(self, blocking: bool = True) -> None:
         # connect() refreshes with blocking=True, which retries IOError forever.
@@ -455,16 +480,7 @@ class VppSource:
             self._disconnect_stats()
         stats = self._stats
         if stats is None:
-            try:
-                stats = self._connect_stats()
-            except (OSError, SourceError):
-                raise  # mapped by the caller
-            except Exception as exc:  # vpp_papi raises a bare Exception for the version
-                if "stat segment version" not in str(exc):
-                    raise
-                raise SourceDataError(
-                    f"stats socket {self.stats_socket}: {exc} (need VPP >= 22.06)"
-                ) from exc
+            stats = self._connect_stats()
         values = self._dump(stats)
         lb = {name: _simple(name, values[name]) for name in LB_COUNTER_NAMES if name in values}
         route = _combined(values[ROUTE_TO]) if ROUTE_TO in values else []
