@@ -153,18 +153,22 @@ class PrivateSnmpd:
             raise SnmpError(f"{' '.join(cmd)} failed rc={proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
 
-    def get(self, *oids: str, timeout: str = "2", retries: str = "1") -> str:
+    # `options`: extra output flags, e.g. ("-Ox", "-Ot") for hex strings and raw ticks.
+
+    def get(self, *oids: str, timeout: str = "2", retries: str = "1",
+            options: Sequence[str] = ()) -> str:
         """`snmpget -On`: lines `.OID = TYPE: value`."""
-        return self._run("snmpget", ["-On", self.address, *oids], timeout=timeout, retries=retries)
+        return self._run("snmpget", ["-On", *options, self.address, *oids], timeout=timeout,
+                         retries=retries)
 
-    def getnext(self, oid: str) -> str:
-        return self._run("snmpgetnext", ["-On", self.address, oid])
+    def getnext(self, oid: str, options: Sequence[str] = ()) -> str:
+        return self._run("snmpgetnext", ["-On", *options, self.address, oid])
 
-    def walk(self, oid: str) -> str:
-        return self._run("snmpwalk", ["-On", self.address, oid])
+    def walk(self, oid: str, options: Sequence[str] = ()) -> str:
+        return self._run("snmpwalk", ["-On", *options, self.address, oid])
 
-    def bulkwalk(self, oid: str, reps: int = 25) -> str:
-        return self._run("snmpbulkwalk", ["-On", f"-Cr{reps}", self.address, oid])
+    def bulkwalk(self, oid: str, reps: int = 25, options: Sequence[str] = ()) -> str:
+        return self._run("snmpbulkwalk", ["-On", f"-Cr{reps}", *options, self.address, oid])
 
     def table(self, name_or_oid: str, mibdirs: str | None = None) -> str:
         """`snmptable -Cf ,` (comma separated) with the given MIB directories."""

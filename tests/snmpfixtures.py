@@ -61,9 +61,10 @@ def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2):  # noqa: 
                     weight=(j * 50) if i % 2 else None,
                 )
             )
+        v4 = f"192.0.2.{i}" if i < 256 else f"198.18.{i // 256 % 256}.{i % 256}"
         vip = Vip(
             index=i,
-            address=f"2001:db8::{i:x}" if v6 else f"192.0.2.{i}",
+            address=f"2001:db8::{i:x}" if v6 else v4,
             prefix_length=128 if v6 else 32,
             ip_version=6 if v6 else 4,
             encap=Encap.GRE6 if v6 else Encap.GRE4,
