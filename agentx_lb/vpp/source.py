@@ -521,11 +521,12 @@ class VppSource:
 def _simple(name: str, value: Any) -> list[list[int]]:
     if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
         raise SourceDataError(f"stats entry {name!r} is not a simple counter vector")
-    return [[int(v) for v in row] for row in value]
+    return [list(row) for row in value]  # vpp_papi already decoded plain ints
 
 
 def _combined(value: Any) -> list[list[tuple[int, int]]]:
     if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
         raise SourceDataError(f"stats entry {ROUTE_TO!r} is not a combined counter vector")
-    return [[(int(t[0]), int(t[1])) for t in row] for row in value]
+    # StatsTuple is a tuple subclass: tuple() copies it to a plain one in C.
+    return [list(map(tuple, row)) for row in value]
 
