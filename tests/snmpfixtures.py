@@ -58,7 +58,7 @@ def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2):  # noqa: 
                     buckets=1024 * (j + 1),
                     flows=i * 10 + j,
                     used=not (i == 3 or j == 1 and i == 4),
-                    weight=(j * 50) if i % 2 else None,
+                    weight=(j * 50) % 101 if i % 2 else None,
                 )
             )
         v4 = f"192.0.2.{i}" if i < 256 else f"198.18.{i // 256 % 256}.{i % 256}"
