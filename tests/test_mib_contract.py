@@ -148,7 +148,9 @@ def _wire_type(mib: Mib, syntax: str) -> SnmpType:
 
 
 ALL_MEMBERS: list[tuple[type[oids._Column], oids._Column]] = [
-    (enum_cls, member) for enum_cls in (AgentScalar, VipColumn, BackendColumn) for member in enum_cls
+    (enum_cls, member)
+    for enum_cls in (AgentScalar, VipColumn, BackendColumn)
+    for member in enum_cls
 ]
 BASE_OID = {AgentScalar: oids.AGENT, VipColumn: oids.VIP_ENTRY, BackendColumn: oids.BACKEND_ENTRY}
 PARENT = {AgentScalar: "vppLbAgent", VipColumn: "vppLbVipEntry", BackendColumn: "vppLbBackendEntry"}
@@ -180,7 +182,9 @@ def test_subtree_layout_matches(mib: Mib, node: str, rel: oids.Oid) -> None:
 @pytest.mark.parametrize(
     ("enum_cls", "member"), ALL_MEMBERS, ids=[m.mib_name for _, m in ALL_MEMBERS]
 )
-def test_member_matches_mib_object(mib: Mib, enum_cls: type[oids._Column], member: oids._Column) -> None:
+def test_member_matches_mib_object(
+    mib: Mib, enum_cls: type[oids._Column], member: oids._Column
+) -> None:
     obj = mib.objects.get(member.mib_name)
     assert obj is not None, f"{member.mib_name} is in oids.py but not in the MIB"
     assert obj.parent == PARENT[enum_cls]

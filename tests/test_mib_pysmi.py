@@ -129,7 +129,8 @@ def load_objects(work: Path) -> dict[str, tuple[Oid, int]]:
     mib_builder.add_mib_sources(builder.DirMibSource(str(work / "out")))
     names = [m.mib_name for m in ALL_MEMBERS]
     objects = {}
-    for name, node in zip(names, mib_builder.import_symbols("IPNG-VPP-LB-MIB", *names), strict=True):
+    nodes = mib_builder.import_symbols("IPNG-VPP-LB-MIB", *names)
+    for name, node in zip(names, nodes, strict=True):
         tag = node.getSyntax().tagSet[-1]
         objects[name] = (tuple(node.getName()), tag.tagClass | tag.tagFormat | tag.tagId)
     return objects
