@@ -17,6 +17,7 @@ understood and records a `CliParseError`; the other VIPs are still returned.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import NamedTuple
@@ -77,7 +78,10 @@ def _lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # Cached: the same backend addresses come back every scrape, and ipaddress
+    # parsing dominates the parse of a large VIP list.
     # ipaddress also accepts scope ids ("fe80::1%eth0") which VPP never prints.
     if "%" in text:
         raise ValueError("scope id")
