@@ -2,8 +2,8 @@
 # One entry point for a fresh Debian 12 machine (root, or a user with sudo):
 #   ./setup.sh demo   install, then run the demo (emulated VPP + private snmpd + the agent)
 #   ./setup.sh test   install, then run the whole test suite
-# It installs Debian's net-snmp (snmpd, snmp), smitools and prometheus-snmp-exporter, creates .venv and
-# installs agentx-lb into it. Nothing is started system-wide.
+# It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools and
+# prometheus-snmp-exporter), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,7 +13,9 @@ case "$mode" in
   *) echo "usage: ./setup.sh demo|test|install" >&2; exit 2 ;;
 esac
 
-apt_packages=(snmpd snmp smitools prometheus-snmp-exporter)
+# The agent needs only net-snmp; the tests also check the MIB and the NMS tools.
+apt_packages=(snmpd snmp)
+[ "$mode" = test ] && apt_packages+=(smitools prometheus-snmp-exporter)
 py=${PYTHON:-python3}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
