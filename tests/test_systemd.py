@@ -53,7 +53,7 @@ def test_no_exec_reload() -> None:
 def test_unit_shape() -> None:
     s = unit_settings()
     assert s["ExecStartPre"] == [
-        "/usr/bin/agentx-lb --config /etc/agentx-lb/agentx-lb.toml --check-config"
+        "/usr/local/bin/agentx-lb --config /etc/agentx-lb/agentx-lb.toml --check-config"
     ]
     assert s["ExecStart"][0].endswith(" run")
     assert s["Restart"] == ["always"]
