@@ -188,6 +188,8 @@ class ApiServer(UnixListener):
         for name, index in self.ids.items():
             if not self.faults.lb_plugin and self.codec.module_of[name] == "lb":
                 continue
+            if name in self.faults.absent:
+                continue
             wrong = name in self.faults.bad_crc
             table.append({"index": index, "name": self.codec.crc_name(name, wrong=wrong)})
         with self._lock:

@@ -15,6 +15,13 @@ class Faults:
     * ``bad_crc``: message names advertised with a wrong CRC in the handshake table.
     * ``lb_plugin``: False = plugin not loaded: no lb messages, ``show lb ...`` unknown.
     * ``cli_empty``: every ``cli_inband`` answers retval 0 with an empty reply.
+    * ``cli_extra``: VIP index -> text inserted into that VIP's block of
+      ``show lb vips verbose`` after its header lines (a newer VPP printing a
+      line our parser does not know); each line newline-terminated.
+    * ``absent``: message names left out of the handshake's message table
+      (an older or newer VPP without them).
+    * ``route_miss``: VIP prefixes (``"192.0.2.1/32"``) for which
+      ``ip_route_lookup`` answers "no such entry" (no exact FIB entry).
     """
 
     handshake_hang: bool = False
@@ -23,3 +30,6 @@ class Faults:
     bad_crc: set[str] = field(default_factory=set)
     lb_plugin: bool = True
     cli_empty: bool = False
+    cli_extra: dict[int, str] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
+    route_miss: set[str] = field(default_factory=set)

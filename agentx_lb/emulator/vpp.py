@@ -167,6 +167,11 @@ class EmulatedVpp:
         self._stats_srv = StatsSocketServer(self.stats_socket, self._current_fd)
         self._api_srv = ApiServer(self.api_socket, self._codec, self._handle_api, self.faults)
         self._boottime = 0
+        # `lb conf` values printed by `show lb` (VPP's defaults; see lb_conf()).
+        self.ip4_src = IP4_SRC
+        self.ip6_src = IP6_SRC
+        self.sticky_buckets_per_core = 1024
+        self.flow_timeout_s = 40
 
     # ----------------------------------------------------------- paths ----
     @property
@@ -518,17 +523,44 @@ class EmulatedVpp:
         head, tail = (words[0], " ".join(words[1:])) if words else ("", "")
         return -1, f"{head}: unknown input `{tail}'\n"
 
+    def lb_conf(
+        self,
+        *,
+        ip4_src: str | None = None,
+        ip6_src: str | None = None,
+        sticky_buckets_per_core: int | None = None,
+        flow_timeout_s: int | None = None,
+    ) -> None:
+        """`lb conf ...`: VPP requires a power-of-two bucket count."""
+        if sticky_buckets_per_core is not None and (
+            sticky_buckets_per_core <= 0 or sticky_buckets_per_core & (sticky_buckets_per_core - 1)
+        ):
+            raise ValueError("sticky_buckets_per_core must be a power of two")
+        with self.lock:
+            if ip4_src is not None:
+                self.ip4_src = str(ipaddress.IPv4Address(ip4_src))
+            if ip6_src is not None:
+                self.ip6_src = str(ipaddress.IPv6Address(ip6_src))
+            if sticky_buckets_per_core is not None:
+                self.sticky_buckets_per_core = sticky_buckets_per_core
+            if flow_timeout_s is not None:
+                self.flow_timeout_s = flow_timeout_s
+
     def show_lb(self) -> str:
         with self.lock:
             n_as = sum(len(v.backends) for v in self._vips.values())
             out = [
-                f"lb_main ip4-src-address: {IP4_SRC} \n ip6-src-address: {IP6_SRC} \n"
+                f"lb_main ip4-src-address: {self.ip4_src} \n ip6-src-address: {self.ip6_src} \n"
                 f" #vips: {len(self._vips) + 1}\n #ass: {n_as}\n"
             ]
             flows = sum(b.flows for v in self._vips.values() for b in v.backends)
+            # lb_hash_size(): buckets_mask + LBHASH_ENTRY_PER_BUCKET (4) = buckets + 3
+            size = self.sticky_buckets_per_core + 3
             for core in range(1, self.n_threads):
-                usage = min(flows // max(self.workers, 1), 1027)
-                out.append(f"core {core}\n  timeout: 40s\n  usage: {usage} / 1027\n")
+                usage = min(flows // max(self.workers, 1), size)
+                out.append(
+                    f"core {core}\n  timeout: {self.flow_timeout_s}s\n  usage: {usage} / {size}\n"
+                )
             return "".join(out)
 
     def _counter_rows(self) -> list[list[int]]:
@@ -556,6 +588,7 @@ class EmulatedVpp:
                 if vip.text is None:
                     vip.text = self._format_vip_parts(vip)
                 head, tail = vip.text
+                head += self.faults.cli_extra.get(index, "")
                 out.append(
                     f"{head}    packet from existing sessions: "
                     f"{e[index] if index < len(e) else 0}\n"
@@ -623,6 +656,8 @@ class EmulatedVpp:
     def _route_lookup_reply(self, req: Any) -> dict[str, Any]:
         net = ipaddress.ip_network(req.prefix, strict=False)
         found = self.lookup(net, bool(req.exact)) if req.table_id == 0 else None
+        if str(net) in self.faults.route_miss:
+            found = None
         if found is None:
             return {"retval": NO_SUCH_ENTRY, "route": {"prefix": {"address": {"af": 0}, "len": 0}}}
         prefix, stats_index = found
