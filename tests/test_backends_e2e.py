@@ -45,13 +45,21 @@ Cells = dict[str, tuple[str, object]]
 class Served:
     """The real agent path around one EmulatedVpp, served through a private snmpd."""
 
-    def __init__(self, vpp: EmulatedVpp, snmpd: PrivateSnmpd) -> None:
+    def __init__(
+        self, vpp: EmulatedVpp, snmpd: PrivateSnmpd, *, max_stale_intervals: int = 3
+    ) -> None:
         self.vpp = vpp
         self.snmpd = snmpd
         self.source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=5.0)
         self.agent = LbAgent(snmpd.agentx_socket, ROOT)
         # A long interval: the test calls tick() itself; run() is never started.
-        self.pipeline = Pipeline(self.source, self.agent.publish, root=ROOT, interval_s=3600.0)
+        self.pipeline = Pipeline(
+            self.source,
+            self.agent.publish,
+            root=ROOT,
+            interval_s=3600.0,
+            max_stale_intervals=max_stale_intervals,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.agent.run, args=(self._stop,), daemon=True)
         self._thread.start()
@@ -101,8 +109,8 @@ def serve(
 ) -> Iterator[Callable[..., Served]]:
     made: list[Served] = []
 
-    def factory(**vpp_kwargs: object) -> Served:
-        served = Served(make_vpp(**vpp_kwargs), snmpd)
+    def factory(max_stale_intervals: int = 3, **vpp_kwargs: object) -> Served:
+        served = Served(make_vpp(**vpp_kwargs), snmpd, max_stale_intervals=max_stale_intervals)
         made.append(served)
         return served
 
