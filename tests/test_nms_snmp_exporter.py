@@ -81,7 +81,8 @@ def _expected_oid(member: AgentScalar | VipColumn | BackendColumn) -> str:
 ALL_MEMBERS = [*AgentScalar, *VipColumn, *BackendColumn]
 
 
-def test_committed_snmp_yml_is_regenerated_identically(work: Path) -> None:
+def generate_snmp_yml(work: Path) -> Path:
+    """Run Debian's generator on contrib's generator.yml and our MIB; return the snmp.yml."""
     generator = _tool(GENERATOR)
     _need_shared()
     shutil.copy(CONTRIB / "generator.yml", work / "generator.yml")
@@ -102,7 +103,11 @@ def test_committed_snmp_yml_is_regenerated_identically(work: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    regenerated = (work / "snmp.yml").read_text(encoding="utf-8")
+    return work / "snmp.yml"
+
+
+def test_committed_snmp_yml_is_regenerated_identically(work: Path) -> None:
+    regenerated = generate_snmp_yml(work).read_text(encoding="utf-8")
     committed = (CONTRIB / "snmp.yml").read_text(encoding="utf-8")
     assert regenerated == committed, (
         "contrib/snmp_exporter/snmp.yml is stale: regenerate it (see generator.yml)"
