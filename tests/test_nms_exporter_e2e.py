@@ -186,7 +186,8 @@ def scrape(stack: Stack, snmp_yml: Path) -> Iterator[str]:
     proc, url = run_exporter(snmp_yml, stack.workdir)
     try:
         target = f"{url}/snmp?module={MODULE}&target={stack.address}"
-        with urllib.request.urlopen(target, timeout=60) as resp:  # noqa: S310 (loopback URL we built)
+        # The URL is one we built, on loopback.
+        with urllib.request.urlopen(target, timeout=60) as resp:  # noqa: S310
             yield resp.read().decode()
     finally:
         proc.terminate()
@@ -224,7 +225,9 @@ def test_counter64_are_counters_and_gauge32_gauges(scrape: str) -> None:
 
 def test_vip_two_is_absent_and_every_table_sample_names_its_vip(scrape: str) -> None:
     samples, _ = parse_exposition(scrape)
-    table = [dict(labels) for name, labels in samples if name.startswith(("vppLbVip", "vppLbBackend"))]
+    table = [
+        dict(labels) for name, labels in samples if name.startswith(("vppLbVip", "vppLbBackend"))
+    ]
     assert table
     assert all(labels["vppLbVipName"] == VIPS[int(labels["vppLbVipIndex"])]["vppLbVipName"]
                for labels in table)
