@@ -66,8 +66,10 @@ def populate(vpp: EmulatedVpp) -> None:
 
 
 def snmptable(address: str, mibdirs: Path) -> str:
-    cmd = ["snmptable", "-v2c", "-c", "public", "-M", f"+{REPO / 'mibs'}:{mibdirs}",
-           "-m", "+IPNG-VPP-LB-MIB", "-Ci", address, "IPNG-VPP-LB-MIB::vppLbBackendTable"]  # fmt: skip
+    cmd = [
+        "snmptable", "-v2c", "-c", "public", "-M", f"+{REPO / 'mibs'}:{mibdirs}",
+        "-m", "+IPNG-VPP-LB-MIB", "-Ci", address, "IPNG-VPP-LB-MIB::vppLbBackendTable",
+    ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("MIBS", "MIBDIRS")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
     assert proc.returncode == 0 and not proc.stderr, proc.stderr
