@@ -16,7 +16,7 @@ class Faults:
     * ``lb_plugin``: False = plugin not loaded: no lb messages, ``show lb ...`` unknown.
     * ``cli_empty``: every ``cli_inband`` answers retval 0 with an empty reply.
     * ``cli_extra``: VIP index -> text inserted into that VIP's block of
-      ``show lb vips verbose`` after its header lines (a newer VPP printing a
+      ``show lb vips verbose`` after its first line (a newer VPP printing a
       line our parser does not know); each line newline-terminated.
     * ``absent``: message names left out of the handshake's message table
       (an older or newer VPP without them).

@@ -588,7 +588,10 @@ class EmulatedVpp:
                 if vip.text is None:
                     vip.text = self._format_vip_parts(vip)
                 head, tail = vip.text
-                head += self.faults.cli_extra.get(index, "")
+                extra = self.faults.cli_extra.get(index)
+                if extra:
+                    first, rest = head.split("\n", 1)
+                    head = f"{first}\n{extra}{rest}"
                 out.append(
                     f"{head}    packet from existing sessions: "
                     f"{e[index] if index < len(e) else 0}\n"
