@@ -22,12 +22,21 @@ in the numbers; a VPP restart is still caught by `vpp_instance`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import add, itemgetter
+from typing import Any, overload
 
 from agentx_lb.model import RawScrape, VipCounters, VipRow
 
-__all__ = ["LB_COUNTER_NAMES", "CounterState", "RowState", "reduce", "sum_counters"]
+__all__ = [
+    "LB_COUNTER_NAMES",
+    "CombinedRow",
+    "CounterState",
+    "RowState",
+    "reduce",
+    "sum_counters",
+]
 
 # VPP's lb simple counters (lb.h `lb_foreach_vip_counter`), in VipCounters order.
 LB_COUNTER_NAMES: tuple[str, str, str, str] = (
@@ -41,35 +50,108 @@ _ROUTE = (4, 5)
 _STATE_VERSION = 1
 
 
-def _column_sum(rows: list[list[int]], index: int) -> int:
-    # A thread's vector may still be shorter than the new VIP index: that is 0.
-    return sum(row[index] for row in rows if index < len(row))
+class CombinedRow(Sequence[tuple[int, int]]):
+    """One thread's row of a combined counter, stored as two `array('Q')` columns.
+
+    A Sequence of `(packets, octets)` like vpp_papi's list of StatsTuple, but
+    decoded in bulk; `reduce` reads the `packets` / `octets` columns directly.
+    """
+
+    __slots__ = ("octets", "packets")
+
+    def __init__(self, packets: Sequence[int], octets: Sequence[int]) -> None:
+        if len(packets) != len(octets):
+            raise ValueError("packets and octets differ in length")
+        self.packets = packets
+        self.octets = octets
+
+    def __len__(self) -> int:
+        return len(self.packets)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(index, slice):
+            return list(zip(self.packets[index], self.octets[index], strict=True))
+        return (self.packets[index], self.octets[index])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.packets, self.octets, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CombinedRow):
+            return list(self.packets) == list(other.packets) and list(self.octets) == list(
+                other.octets
+            )
+        if isinstance(other, Sequence):
+            return list(self) == [tuple(pair) for pair in other]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CombinedRow({list(self)!r})"
+
+
+def _pick(row: Sequence[int], indices: list[int]) -> list[int]:
+    """`row[i]` for each index; an index beyond a (short) row is 0."""
+    if not indices:
+        return []
+    if max(indices) < len(row):
+        if len(indices) == 1:
+            return [row[indices[0]]]
+        # itemgetter gathers in C: the rows are long (all of VPP's routes).
+        return list(itemgetter(*indices)(row))
+    n = len(row)
+    return [row[i] if i < n else 0 for i in indices]
+
+
+def _thread_sum(rows: Sequence[Sequence[int]], indices: list[int]) -> list[int]:
+    total = [0] * len(indices)
+    for row in rows:
+        total = list(map(add, total, _pick(row, indices)))
+    return total
+
+
+def _columns(
+    rows: Sequence[Sequence[tuple[int, int]]],
+) -> tuple[list[Sequence[int]], list[Sequence[int]]]:
+    packets: list[Sequence[int]] = []
+    octets: list[Sequence[int]] = []
+    for row in rows:
+        if isinstance(row, CombinedRow):
+            packets.append(row.packets)
+            octets.append(row.octets)
+        else:
+            packets.append([pair[0] for pair in row])
+            octets.append([pair[1] for pair in row])
+    return packets, octets
+
+
+def _raw_values(raw: RawScrape) -> dict[int, tuple[int | None, ...]]:
+    """Per VIP index: the six raw values (VipCounters order), summed over threads."""
+    indices = [vip.index for vip in raw.vips]
+    lb = [_thread_sum(raw.lb_counters.get(name, ()), indices) for name in LB_COUNTER_NAMES]
+    route_indices = [raw.stats_index.get(vip.prefix) for vip in raw.vips]
+    known = [i for i in route_indices if i is not None]
+    packet_rows, octet_rows = _columns(raw.route_to) if known else ([], [])
+    by_stats_index = dict(
+        zip(known, zip(_thread_sum(packet_rows, known), _thread_sum(octet_rows, known)))
+    )
+    unknown: tuple[None, None] = (None, None)
+    return {
+        index: (a, b, c, d, *(unknown if si is None else by_stats_index[si]))
+        for index, a, b, c, d, si in zip(indices, *lb, route_indices, strict=True)
+    }
 
 
 def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     """Counters of every VIP in `raw`, keyed by VIP index, summed over threads."""
-    result: dict[int, VipCounters] = {}
-    for vip in raw.vips:
-        lb = [_column_sum(raw.lb_counters.get(name, []), vip.index) for name in LB_COUNTER_NAMES]
-        stats_index = raw.stats_index.get(vip.prefix)
-        packets: int | None = None
-        octets: int | None = None
-        if stats_index is not None:
-            packets = sum(r[stats_index][0] for r in raw.route_to if stats_index < len(r))
-            octets = sum(r[stats_index][1] for r in raw.route_to if stats_index < len(r))
-        result[vip.index] = VipCounters(lb[0], lb[1], lb[2], lb[3], packets, octets)
-    return result
-
-
-def _fields(c: VipCounters) -> tuple[int | None, ...]:
-    return (
-        c.next_packets,
-        c.first_packets,
-        c.untracked_packets,
-        c.no_server_packets,
-        c.route_packets,
-        c.route_octets,
-    )
+    return {index: VipCounters(*values) for index, values in _raw_values(raw).items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +253,7 @@ def reduce(
     raw: RawScrape, state: CounterState | None, now_cs: int
 ) -> tuple[tuple[VipRow, ...], CounterState]:
     """Served rows (removed VIPs dropped, sorted by index) and the next state."""
-    raw_counters = sum_counters(raw)
+    raw_values = _raw_values(raw)
     previous: dict[int, RowState] = {}
     restarted = False
     if state is not None:
@@ -179,23 +261,44 @@ def reduce(
         restarted = state.vpp_instance != raw.vpp_instance
     rows: list[VipRow] = []
     new_state: list[RowState] = []
+    no_offsets = (0,) * _N_FIELDS
+    stats_index_of = raw.stats_index.get
     for vip in sorted((v for v in raw.vips if not v.removed), key=lambda v: v.index):
-        values = _fields(raw_counters[vip.index])
-        stats_index = raw.stats_index.get(vip.prefix)
+        values = raw_values[vip.index]
+        stats_index = stats_index_of(vip.prefix)
         old = previous.get(vip.index)
-        if old is None or old.identity != vip.identity:
-            row = RowState(vip.identity, (0,) * _N_FIELDS, values, stats_index, now_cs)
+        identity = vip.identity
+        if old is None or old.identity != identity:
+            row = RowState(identity, no_offsets, values, stats_index, now_cs)
+        elif not restarted and _steady(old, values, stats_index):
+            # The common case: nothing reset, so offsets and time are unchanged.
+            disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
+            row = RowState(identity, old.offsets, values, stats_index, disc_cs)
         else:
             row = _advance(old, values, stats_index, restarted, now_cs)
-        served = tuple(
-            None if v is None else off + v for off, v in zip(row.offsets, values, strict=True)
-        )
+        if row.offsets == no_offsets:
+            served = values
+        else:
+            served = tuple(
+                None if v is None else off + v
+                for off, v in zip(row.offsets, values, strict=True)
+            )
         counters = VipCounters(
             served[0] or 0, served[1] or 0, served[2] or 0, served[3] or 0, served[4], served[5]
         )
         rows.append(VipRow(vip, counters, row.discontinuity_cs))
         new_state.append(row)
     return tuple(rows), CounterState(raw.vpp_instance, tuple(new_state))
+
+
+def _steady(old: RowState, values: tuple[int | None, ...], stats_index: int | None) -> bool:
+    """True when no column reset and every raw value is known (no None to carry)."""
+    if stats_index is None or stats_index != old.route_stats_index:
+        return False
+    for value, before in zip(values, old.last_raw, strict=True):
+        if value is None or before is None or value < before:
+            return False
+    return True
 
 
 def _advance(

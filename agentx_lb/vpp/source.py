@@ -1,6 +1,6 @@
 """VppSource: one scrape of VPP's lb plugin over the binary API and the stats segment.
 
-The only module importing vpp_papi. Everything it returns is a `RawScrape` of
+With `vpp/stats.py` the only modules importing vpp_papi. Everything it returns is a `RawScrape` of
 plain ints, strings and tuples; everything it raises is a `SourceError`
 (`raise ... from exc`), per vpp-facts §1-§5:
 
@@ -12,9 +12,10 @@ plain ints, strings and tuples; everything it raises is a `SourceError`
   Every call carries `_timeout`; on any OSError the client is disconnected and
   reconnected on the next read (a stale connection is retried once at once,
   which is what a VPP restart looks like).
-* Stats (`VPPStats` subclass): the busy-spins of vpp_papi are replaced by a
-  bounded wait on `in_progress`; ONE `dump(names, blocking=False)` per scrape
-  with a few retries of the optimistic lock. The segment is re-mapped when
+* Stats (`BulkStats`, vpp/stats.py): the busy-spins of vpp_papi are replaced
+  by a bounded wait on `in_progress`; ONE bulk `dump(names)` per scrape under
+  one optimistic lock, with a few retries; the directory is refreshed only
+  when the epoch moved. The segment is re-mapped when
   `os.stat(stats_socket)` changes `(st_ino, st_ctime_ns)` (VPP re-bound it:
   the old mapping is frozen forever) or after any failed read.
 """
@@ -24,25 +25,24 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import mmap
 import os
-import socket
 import struct
 import time
 import warnings
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from vpp_papi import VPPApiClient
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
-from vpp_papi.vpp_stats import StatsLock, VPPStats, recv_fd
 from vpp_papi.vpp_transport_socket import VppTransportSocketIOError
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
 from agentx_lb.model import LbSettings, RawScrape, Vip
-from agentx_lb.reduce import LB_COUNTER_NAMES
+from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
 from agentx_lb.vpp.cli_parse import parse_lb_settings, parse_lb_vip_count, parse_vips
+from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
 
 __all__ = ["DEFAULT_API_DIR", "ROUTE_TO", "VppSource"]
 
@@ -65,71 +65,6 @@ _REQUIRED_MESSAGES = (
     "ip_route_lookup",
     "ip_route_lookup_reply",
 )
-_STATS_ATTEMPTS = 4  # optimistic-lock retries per scrape
-_POLL_S = 0.002
-
-
-class _StatsLockedError(OSError):
-    """`in_progress` stayed set for longer than the timeout."""
-
-
-class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
-    """vpp_papi's StatsLock busy-spins forever on `in_progress`; wait bounded instead."""
-
-    def __init__(self, stats: VPPStats, timeout_s: float) -> None:
-        super().__init__(stats)
-        self._timeout_s = timeout_s
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        self.epoch = self.stats.epoch
-        deadline = time.monotonic() + self._timeout_s
-        while self.stats.in_progress:
-            if time.monotonic() >= deadline:
-                raise _StatsLockedError("stats segment locked (in_progress stuck)")
-            time.sleep(_POLL_S)
-        return True
-
-
-class _Stats(VPPStats):  # type: ignore[misc]
-    """VPPStats that never spins: bounded lock wait, non-blocking refresh."""
-
-    def __init__(self, socketname: str, timeout_s: float) -> None:
-        super().__init__(socketname=socketname)
-        self.lock = _BoundedStatsLock(self, timeout_s)
-        self._timeout_s = timeout_s
-
-    def connect(self) -> None:
-        """VPPStats.connect, but the socket is closed on failure (vpp_papi leaks it
-        when connect() raises) and the timeout is ours instead of a fixed 1 s."""
-        if self.connected:
-            return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
-            sock.settimeout(self._timeout_s)
-            sock.connect(self.socketname)
-            fd = recv_fd(sock)  # IndexError: VPP sent no fd
-        try:
-            size = os.fstat(fd).st_size
-            self.statseg = mmap.mmap(fd, size, mmap.PROT_READ, mmap.MAP_SHARED)
-        finally:
-            os.close(fd)
-        self.size = size
-        if self.version != 2:
-            raise SourceDataError(
-                f"stats socket {self.socketname}: stat segment version {self.version},"
-                " need 2 (VPP >= 22.06)"
-            )
-        self.refresh()
-        self.connected = True
-
-    def refresh(self, blocking: bool = True) -> None:
-        # connect() refreshes with blocking=True, which retries IOError forever.
-        super().refresh(blocking=False)
-
-    def close(self) -> None:
-        """Unmap, also after a connect() that failed half way."""
-        self.connected = False
-        if isinstance(self.statseg, mmap.mmap):
-            self.statseg.close()
 
 
 def _socket_signature(path: str) -> tuple[int, int]:
@@ -158,7 +93,7 @@ def _mapped(kind: str, path: str, timeout_s: float) -> Iterator[None]:
         yield
     except SourceError:
         raise
-    except _StatsLockedError as exc:
+    except (StatsLockedError, StatsChangingError) as exc:
         raise SourceUnavailableError(f"{kind} socket {path}: {exc}") from exc
     except OSError as exc:
         if "overruns stats segment" in str(exc):
@@ -203,7 +138,7 @@ class VppSource:
         self._api_connected = False
         self._api_generation = 0  # connections made so far
         self._vpp_version = ""
-        self._stats: _Stats | None = None
+        self._stats: BulkStats | None = None
         self._stats_signature: tuple[int, int] | None = None
         self._routes: dict[str, int | None] = {}
         self._routes_at = 0.0
@@ -447,10 +382,10 @@ class VppSource:
         self._stats = None
         self._stats_signature = None
 
-    def _connect_stats(self) -> _Stats:
+    def _connect_stats(self) -> BulkStats:
         for _ in range(2):
             before = _socket_signature(self.stats_socket)
-            stats = _Stats(self.stats_socket, self.timeout_s)
+            stats = BulkStats(self.stats_socket, self.timeout_s)
             try:
                 stats.connect()
             except BaseException:
@@ -463,7 +398,7 @@ class VppSource:
             stats.close()  # VPP re-bound the socket while we connected: again
         raise SourceUnavailableError(f"stats socket {self.stats_socket}: socket keeps changing")
 
-    def _read_stats(self) -> tuple[dict[str, list[list[int]]], list[list[tuple[int, int]]], str]:
+    def _read_stats(self) -> tuple[dict[str, list[array[int]]], list[CombinedRow], str]:
         try:
             with _mapped("stats", self.stats_socket, self.timeout_s):
                 return self._read_stats_once()
@@ -473,7 +408,7 @@ class VppSource:
 
     def _read_stats_once(
         self,
-    ) -> tuple[dict[str, list[list[int]]], list[list[tuple[int, int]]], str]:
+    ) -> tuple[dict[str, list[array[int]]], list[CombinedRow], str]:
         signature = _socket_signature(self.stats_socket)
         if self._stats is not None and signature != self._stats_signature:
             log.info("stats socket changed, remapping socket=%s", self.stats_socket)
@@ -491,42 +426,18 @@ class VppSource:
         instance += f"|boot={boottime}" if isinstance(boottime, int) else ""
         return lb, route, instance
 
-    def _dump(self, stats: _Stats) -> Mapping[str, Any]:
-        deadline = time.monotonic() + self.timeout_s
-        while stats.in_progress:
-            if time.monotonic() >= deadline:
-                raise _StatsLockedError("stats segment locked (in_progress stuck)")
-            time.sleep(_POLL_S)
-        last: OSError | None = None
-        for _ in range(_STATS_ATTEMPTS):
-            if stats.last_epoch != stats.epoch:
-                stats.refresh()
-            wanted = (*LB_COUNTER_NAMES, ROUTE_TO, _BOOTTIME)
-            names = [n for n in wanted if n in stats.directory]
-            try:
-                return dict(stats.dump(names, blocking=False))
-            except KeyError as exc:
-                last = OSError(f"entry vanished during read: {exc}")
-            except OSError as exc:
-                if "Optimistic lock failed" not in str(exc):
-                    raise
-                last = exc
-            time.sleep(_POLL_S)
-        raise SourceUnavailableError(
-            f"stats socket {self.stats_socket}: segment kept changing during"
-            f" {_STATS_ATTEMPTS} reads ({last})"
-        )
+    def _dump(self, stats: BulkStats) -> Mapping[str, Any]:
+        # ONE bulk dump per scrape; absent names (no VIP yet) are left out.
+        return stats.dump((*LB_COUNTER_NAMES, ROUTE_TO, _BOOTTIME), missing_ok=True)
 
 
-def _simple(name: str, value: Any) -> list[list[int]]:
-    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+def _simple(name: str, value: Any) -> list[array[int]]:
+    if not isinstance(value, list) or not all(isinstance(row, array) for row in value):
         raise SourceDataError(f"stats entry {name!r} is not a simple counter vector")
-    return [list(row) for row in value]  # vpp_papi already decoded plain ints
+    return value  # already plain: BulkStats copied each row out of the segment
 
 
-def _combined(value: Any) -> list[list[tuple[int, int]]]:
-    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+def _combined(value: Any) -> list[CombinedRow]:
+    if not isinstance(value, list) or not all(isinstance(row, CombinedRow) for row in value):
         raise SourceDataError(f"stats entry {ROUTE_TO!r} is not a combined counter vector")
-    # StatsTuple is a tuple subclass: tuple() copies it to a plain one in C.
-    return [list(map(tuple, row)) for row in value]
-
+    return value
