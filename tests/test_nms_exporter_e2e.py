@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
 CONTRIB = REPO / "contrib" / "snmp_exporter"
 DASHBOARD = REPO / "contrib" / "grafana" / "agentx-lb.json"
+NMS_DOC = REPO / "docs" / "nms.md"
 EXPORTER = "prometheus-snmp-exporter"
 MODULE = "ipng_vpp_lb"
 
@@ -242,7 +243,8 @@ def test_exporter_reports_its_own_scrape(scrape: str) -> None:
     assert values["snmp_scrape_pdus_returned"] == 13 + 4 * 19 + 5 * 5
 
 
-# ---- Grafana: contrib/grafana/agentx-lb.json only uses what the exporter produced
+# ---- Grafana (contrib/grafana/agentx-lb.json) and docs/nms.md's alert examples only use
+# what the exporter produced
 
 _PROMQL_KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
@@ -307,14 +309,25 @@ def _dashboard_queries() -> list[str]:
     return exprs
 
 
+def _doc_queries() -> list[str]:
+    """The alert examples in docs/nms.md's ```promql blocks, one per line."""
+    text = NMS_DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"```promql\n(.*?)```", text, re.S)
+    lines = [ln.split("#", 1)[0].strip() for block in blocks for ln in block.splitlines()]
+    return [ln for ln in lines if ln]
+
+
 @pytest.mark.parametrize("snmp_yml", ["committed"], indirect=True)
-def test_dashboard_names_only_scraped_metrics_and_labels(scrape: str) -> None:
+def test_dashboard_and_doc_name_only_scraped_metrics_and_labels(scrape: str) -> None:
     samples, _ = parse_exposition(scrape)
     labels_of: dict[str, set[str]] = {}
     for name, labels in samples:
         labels_of.setdefault(name, set()).update(TARGET_LABELS, (k for k, _ in labels))
     exprs = _dashboard_queries()
     assert len(exprs) >= 8
+    doc = _doc_queries()
+    assert len(doc) >= 4
+    exprs += doc
     used: set[str] = set()
     for expr in exprs:
         names = promql_metrics(expr)
