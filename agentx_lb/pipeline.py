@@ -113,7 +113,7 @@ class Pipeline:
         self._vpp_version = ""
         self._last_good: float | None = None
         self._withdrawn = False
-        self._identities: tuple[tuple[int, str, int, int], ...] = ()
+        self._table_shape: tuple[object, ...] = ()
         self._last_change_cs = 0
         self._total_failures = 0
         self._last_error = ""
@@ -195,9 +195,9 @@ class Pipeline:
             self._withdrawn = True
 
     def _serve(self, now: float) -> Snapshot:
-        identities = tuple(row.vip.identity for row in self._rows)
-        if identities != self._identities:
-            self._identities = identities
+        shape = _table_shape(self._rows)
+        if shape != self._table_shape:
+            self._table_shape = shape
             self._last_change_cs = int((now - self._start) * 100)
         since = self._start if self._last_good is None else self._last_good
         health = Health(
@@ -250,3 +250,12 @@ def run_in_thread(
     thread = threading.Thread(target=target, name="scrape", daemon=True)
     thread.start()
     return thread
+
+
+def _table_shape(rows: tuple[VipRow, ...]) -> tuple[object, ...]:
+    """What vppLbAgentVipTableLastChange tracks: the rows of both tables and each
+    backend's state and weight; not flows or buckets, which move all the time."""
+    return tuple(
+        (row.vip.identity, tuple((b.address, b.used, b.weight) for b in row.vip.backends))
+        for row in rows
+    )

@@ -7,13 +7,14 @@ injected through the constructor.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
 from agentx_lb.errors import CliParseError, SourceDataError, SourceUnavailableError
 from agentx_lb.model import (
+    Backend,
     Encap,
     LbSettings,
     RawScrape,
@@ -214,6 +215,28 @@ def test_last_change_moves_only_when_identities_change() -> None:
         h.clock.now += 1.0
     assert changes == [0, 0, 200, 300]
 
+
+
+def test_last_change_follows_backend_rows_and_state_not_flows() -> None:
+    def with_backends(*backends: Backend) -> RawScrape:
+        return raw(replace(vip(1), backends=backends))
+
+    b2 = Backend("10.0.0.2", buckets=512, flows=0, used=True)
+    b3 = Backend("10.0.0.3", buckets=512, flows=0, used=True)
+    script = [
+        with_backends(b2),
+        with_backends(replace(b2, flows=77, buckets=511)),  # traffic: no change
+        with_backends(b2, b3),  # backend row added
+        with_backends(b2, replace(b3, used=False)),  # backend removed (state)
+        with_backends(b2, replace(b3, used=False)),
+    ]
+    h = harness(script)
+    p = h.pipeline()
+    changes = []
+    for _ in script:
+        changes.append(p.tick().health.vip_table_last_change_cs)
+        h.clock.now += 1.0
+    assert changes == [0, 0, 200, 300, 300]
 
 def test_parser_problems_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     bad = CliParseError(3, "  weird line", "unknown line")
