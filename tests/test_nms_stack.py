@@ -28,12 +28,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+import pytest
+
 from agentx_lb.agentx import LbAgent
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.snmpd import PrivateSnmpd
 from agentx_lb.vpp.source import VppSource
+
+pytestmark = pytest.mark.integration
 
 START_S = 50.0
 INTERVAL_S = 5.0
