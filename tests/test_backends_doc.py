@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 DOC = REPO / "docs" / "backends-snmptable.txt"
 SHARED_MIBS = REPO.parent / "shared" / "mibs"
 SHOWN_COMMAND = (
-    "snmptable -v2c -c public -M +mibs:/work/shared/mibs -m +IPNG-VPP-LB-MIB -Ci"
+    "snmptable -v2c -c public -M +mibs:../shared/mibs -m +IPNG-VPP-LB-MIB -Ci"
     " 127.0.0.1 IPNG-VPP-LB-MIB::vppLbBackendTable"
 )
 HEADER = """\
