@@ -75,10 +75,12 @@ class ParsedVips(NamedTuple):
 def _lines(text: str) -> list[str]:
     # Only \n splits (str.splitlines would also split on \x0b, \x1c, U+2028 ...
     # which VPP never emits as line ends); a trailing \r is vppctl's CRLF.
+    if "\r" not in text:  # cli_inband: no copy per line
+        return text.split("\n")
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=1 << 10)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     # Cached: the same backend addresses come back every scrape, and ipaddress
     # parsing dominates the parse of a large VIP list.
@@ -88,21 +90,137 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _canonical(text: str) -> tuple[int, str, int]:
+    """(version, canonical text, max prefix length); ValueError if not an address."""
+    addr = _address(text)
+    return addr.version, addr.compressed, addr.max_prefixlen
+
+
+class _Memo:
+    """Line text -> parse result, kept for the lines of the last two parses.
+
+    The same VIP headers and backend lines come back every scrape; a line
+    that changed (new flow count) is parsed again. Memory is bounded by the
+    size of the current VIP list, unlike an LRU sized for the worst case.
+    Results are immutable and a function of the text alone, so a race between
+    two threads can only cost a miss.
+    """
+
+    def __init__(self) -> None:
+        self.current: dict[str, object] = {}
+        self.previous: dict[str, object] = {}
+
+    def rotate(self) -> None:
+        """Called once per parse: lines not seen since the last call are dropped."""
+        self.previous, self.current = self.current, {}
+
+
+_HEADERS = _Memo()
+_BACKENDS = _Memo()
+_MISS = object()
+
+
+def _parse_backend(s: str) -> Backend | str:
+    """A backend line (stripped) -> its Backend, or the reason it is not one."""
+    weight: int | None = None
+    if (m := _AS_OLD.match(s)) is not None:
+        addr_text, buckets, flows, _, state = m.groups()
+    elif (m := _AS_MASTER.match(s)) is not None:
+        addr_text, raw_weight, buckets, flows, _, state = m.groups()
+        weight = int(raw_weight)
+    else:
+        return "unexpected line in backends"
+    try:
+        address = _canonical(addr_text)[1]
+    except ValueError:
+        return "bad backend address"
+    return Backend(address, int(buckets), int(flows), state == "used", weight)
+
+
+def _backend(s: str) -> Backend | str:
+    memo = _BACKENDS
+    result = memo.current.get(s, _MISS)
+    if result is _MISS:
+        result = memo.previous.get(s, _MISS)
+        if result is _MISS:
+            result = _parse_backend(s)
+        memo.current[s] = result
+    return result  # type: ignore[return-value]
+
+
+class _Header(NamedTuple):
+    """What a VIP header line says, or the first problem with it."""
+
+    problem: str | None
+    index: int
+    type_name: str
+    removed: bool
+    src_ip_sticky: bool
+    ip_version: int
+    encap: Encap
+    address: str
+    prefix_length: int
+
+
+def _parse_header(match: re.Match[str]) -> _Header:
+    type_name = match.group(1)
+    index = int(match.group(2))
+    flags = match.group(5).split()
+    removed = "removed" in flags
+    sticky = "src_ip_sticky" in flags
+
+    def bad(reason: str, version: int = 4, encap: Encap = Encap.GRE4) -> _Header:
+        return _Header(reason, index, type_name, removed, sticky, version, encap, "", 0)
+
+    vip_type = _VIP_TYPES.get(type_name)
+    if vip_type is None:
+        return bad(f"unknown VIP type {type_name!r}")
+    family, encap = vip_type
+    if not 1 <= index <= _U32_MAX:
+        return bad(f"VIP index {index} out of range", encap=encap)
+    try:
+        version, address, max_len = _canonical(match.group(3))
+    except ValueError:
+        return bad("bad VIP address", encap=encap)
+    if version != family:
+        return bad(f"IPv{version} prefix on a {type_name} VIP", version, encap)
+    prefix_length = int(match.group(4))
+    problem = None
+    if prefix_length > max_len:
+        problem = f"prefix length {prefix_length} out of range"
+    return _Header(
+        problem, index, type_name, removed, sticky, version, encap, address, prefix_length
+    )
+
+
+def _header(line: str) -> _Header | None:
+    """The parsed header if `line` is a VIP header line, else None."""
+    memo = _HEADERS
+    result = memo.current.get(line, _MISS)
+    if result is _MISS:
+        result = memo.previous.get(line, _MISS)
+        if result is _MISS:
+            match = _HEADER.match(line)
+            result = None if match is None else _parse_header(match)
+        memo.current[line] = result
+    return result  # type: ignore[return-value]
+
+
 class _Block:
     """Accumulates one VIP block; `fail()` marks it unusable with the first problem."""
 
-    def __init__(self, line_no: int, line: str, match: re.Match[str]) -> None:
+    def __init__(self, line_no: int, line: str, header: _Header) -> None:
         self.problem: CliParseError | None = None
         self.line_no = line_no
-        self.index = int(match.group(2))
-        self.type_name = match.group(1)
-        flags = match.group(5).split()
-        self.removed = "removed" in flags
-        self.src_ip_sticky = "src_ip_sticky" in flags
-        self.address = ""
-        self.prefix_length = 0
-        self.ip_version = 4
-        self.encap = Encap.GRE4
+        self.index = header.index
+        self.type_name = header.type_name
+        self.removed = header.removed
+        self.src_ip_sticky = header.src_ip_sticky
+        self.address = header.address
+        self.prefix_length = header.prefix_length
+        self.ip_version = header.ip_version
+        self.encap = header.encap
         self.new_size: int | None = None
         self.protocol = PROTOCOL_ANY
         self.port = PORT_ANY
@@ -111,40 +229,18 @@ class _Block:
         self.in_counters = False
         self.as_count: int | None = None
         self.backends: list[Backend] = []
+        self.addresses: set[str] = set()
         # Which section the next line may belong to: "head", "counters", "as".
         self.section = "head"
-        self._header(line_no, line, match)
+        if header.problem is not None:
+            self.fail(line_no, line, header.problem)
 
     def fail(self, line_no: int, line: str, reason: str) -> None:
         if self.problem is None:
             self.problem = CliParseError(line_no, line, reason)
 
-    def _header(self, line_no: int, line: str, match: re.Match[str]) -> None:
-        vip_type = _VIP_TYPES.get(self.type_name)
-        if vip_type is None:
-            self.fail(line_no, line, f"unknown VIP type {self.type_name!r}")
-            return
-        family, self.encap = vip_type
-        if not 1 <= self.index <= _U32_MAX:
-            self.fail(line_no, line, f"VIP index {self.index} out of range")
-            return
-        try:
-            addr = _address(match.group(3))
-        except ValueError:
-            self.fail(line_no, line, "bad VIP address")
-            return
-        self.ip_version = addr.version
-        if addr.version != family:
-            self.fail(line_no, line, f"IPv{addr.version} prefix on a {self.type_name} VIP")
-            return
-        self.address = addr.compressed
-        self.prefix_length = int(match.group(4))
-        if self.prefix_length > addr.max_prefixlen:
-            self.fail(line_no, line, f"prefix length {self.prefix_length} out of range")
-
-    def feed(self, line_no: int, line: str) -> None:
-        """One non-blank line inside the block."""
-        s = line.strip()
+    def feed(self, line_no: int, line: str, s: str) -> None:
+        """One non-blank line inside the block (`s`: the line stripped)."""
         if self.section == "head":
             self._feed_head(line_no, line, s)
         elif self.section == "counters":
@@ -194,33 +290,14 @@ class _Block:
             self.fail(line_no, line, "counters before new_size")
 
     def _feed_backend(self, line_no: int, line: str, s: str) -> None:
-        weight: int | None = None
-        if (m := _AS_OLD.match(s)) is not None:
-            addr_text, buckets, flows, state = m.group(1), m.group(2), m.group(3), m.group(5)
-        elif (m := _AS_MASTER.match(s)) is not None:
-            addr_text, buckets, flows, state = m.group(1), m.group(3), m.group(4), m.group(6)
-            weight = int(m.group(2))
-        else:
-            self.fail(line_no, line, "unexpected line in backends")
-            return
-        try:
-            addr = _address(addr_text)
-        except ValueError:
-            self.fail(line_no, line, "bad backend address")
-            return
-        address = addr.compressed
-        if any(b.address == address for b in self.backends):
+        backend = _backend(s)
+        if isinstance(backend, str):
+            self.fail(line_no, line, backend)
+        elif backend.address in self.addresses:
             self.fail(line_no, line, "duplicate backend address")
-            return
-        self.backends.append(
-            Backend(
-                address=address,
-                buckets=int(buckets),
-                flows=int(flows),
-                used=state == "used",
-                weight=weight,
-            )
-        )
+        else:
+            self.addresses.add(backend.address)
+            self.backends.append(backend)
 
     def finish(self, last_line_no: int, last_line: str) -> Vip | None:
         """The Vip, or None after recording why the block is incomplete."""
@@ -274,18 +351,38 @@ def parse_vips(text: str) -> ParsedVips:
             seen.add(vip.index)
             vips.append(vip)
 
+    _HEADERS.rotate()
+    _BACKENDS.rotate()
+    backends_now, backends_before = _BACKENDS.current, _BACKENDS.previous
     for line_no, line in enumerate(_lines(text), start=1):
-        if not line.strip():
+        s = line.strip()
+        if not s:
             continue
-        header = _HEADER.match(line)
+        # Every header has " [": most lines skip the header lookup.
+        header = _header(line) if " [" in line else None
         if header is not None:
             if block is not None:
                 close(block)
             block = _Block(line_no, line, header)
         elif block is None:
             problems.append(CliParseError(line_no, line, "line outside any VIP block"))
+        elif block.section == "as":
+            # The bulk of the text; the dispatch is inlined for speed.
+            backend = backends_now.get(s, _MISS)
+            if backend is _MISS:
+                backend = backends_before.get(s, _MISS)
+                if backend is _MISS:
+                    backend = _parse_backend(s)
+                backends_now[s] = backend
+            if isinstance(backend, str):
+                block.fail(line_no, line, backend)
+            elif backend.address in block.addresses:  # type: ignore[attr-defined]
+                block.fail(line_no, line, "duplicate backend address")
+            else:
+                block.addresses.add(backend.address)  # type: ignore[attr-defined]
+                block.backends.append(backend)  # type: ignore[arg-type]
         else:
-            block.feed(line_no, line)
+            block.feed(line_no, line, s)
         last = (line_no, line)
     if block is not None:
         close(block)
