@@ -31,7 +31,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from agentx_lb.model import Backend, Snapshot, VipRow
+from agentx_lb.model import Backend, Encap, Snapshot, VipRow
 from agentx_lb.oids import (
     AGENT,
     BACKEND_ENTRY,
@@ -466,6 +466,8 @@ _VIP_LIMITS = {
     VipColumn.ADDRESS_TYPE: 2,
 }
 
+_ENCAP_VALUES = frozenset(int(e) for e in Encap)  # the MIB's enumeration, nothing else
+
 
 def _encode_vip(col: VipColumn, raw: object) -> bytes:
     if isinstance(raw, tuple):  # ("inet", address, version)
@@ -475,6 +477,8 @@ def _encode_vip(col: VipColumn, raw: object) -> bytes:
         raise CellError("out of range for column", f"{raw} > {limit}")
     if col == VipColumn.PREFIX_LENGTH and type(raw) is int and not 0 <= raw <= 128:
         raise CellError("out of range for column", str(raw))
+    if col == VipColumn.ENCAP and raw not in _ENCAP_VALUES:
+        raise CellError("not a vppLbVipEncap value", repr(raw))
     return _ENCODERS[col.snmp_type](raw)
 
 
@@ -525,7 +529,9 @@ def build_table(snapshot: Snapshot, root: Oid) -> Table:
         col_key = entry + _U32.pack(col)
         head_id = bld.head(col.snmp_type, len(col_key) + 4)
         enc = _ENCODERS[col.snmp_type]
-        plain = col not in _VIP_LIMITS and col not in (VipColumn.ADDRESS, VipColumn.PREFIX_LENGTH)
+        plain = col not in _VIP_LIMITS and col not in (
+            VipColumn.ADDRESS, VipColumn.PREFIX_LENGTH, VipColumn.ENCAP
+        )
         for (idx_key, _), raw in zip(rows, cells):
             if raw[ci] is None:  # unknown (e.g. no exact FIB entry): no cell, never 0
                 continue
