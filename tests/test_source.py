@@ -73,7 +73,7 @@ def test_three_vips_and_an_all_port_vip_on_two_workers(
     assert sorted(raw.lb_counters) == sorted(LB_COUNTER_NAMES)
     assert raw.vpp_version == "25.10-release"
     assert raw.settings == LbSettings("10.0.0.1", "2001:db8:ff::1", 1024, 40)
-    assert set(raw.timings_ms) == {"cli", "route_lookup", "stats"}
+    assert set(raw.timings_ms) == {"cli", "parse", "route_lookup", "stats"}
     assert all(raw.stats_index[v.prefix] is not None for v in raw.vips)
     rows, _ = reduce(raw, None, 0)
     assert {r.vip.index: r.counters for r in rows} == {

@@ -156,6 +156,8 @@ class VppSource:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         text, show_lb = self._api_read(self._read_cli)
+        t_parse = time.perf_counter()
+        timings["cli"] = (t_parse - t0) * 1000
         parsed = parse_vips(text)
         if not text.strip():
             expected = parse_lb_vip_count(show_lb)
@@ -166,7 +168,7 @@ class VppSource:
                 )
         settings = parse_lb_settings(show_lb)
         t1 = time.perf_counter()
-        timings["cli"] = (t1 - t0) * 1000
+        timings["parse"] = (t1 - t_parse) * 1000
         stats_index = self._api_read(lambda: self._resolve_routes(parsed.vips))
         t2 = time.perf_counter()
         timings["route_lookup"] = (t2 - t1) * 1000
