@@ -422,10 +422,15 @@ class VppSource:
         lb = {name: _simple(name, values[name]) for name in LB_COUNTER_NAMES if name in values}
         route = _combined(values[ROUTE_TO]) if ROUTE_TO in values else []
         boottime = values.get(_BOOTTIME)
-        instance = f"{self._stats_signature[0]}:{self._stats_signature[1]}" if (
-            self._stats_signature is not None
-        ) else "?"
-        instance += f"|boot={boottime}" if isinstance(boottime, int) else ""
+        # The VPP process, not the socket file: a chmod/chown of stats.sock
+        # changes its ctime, and taking that for a new VPP would add every
+        # counter's last value on top of itself.
+        if isinstance(boottime, (int, float)) and boottime:
+            instance = f"boot={int(boottime)}"
+        elif self._stats_signature is not None:
+            instance = f"{self._stats_signature[0]}:{self._stats_signature[1]}"
+        else:
+            instance = "?"
         return lb, route, instance
 
     def _dump(self, stats: BulkStats) -> Mapping[str, Any]:
