@@ -377,3 +377,24 @@ def test_required_api_message_missing_or_other_crc(
     getattr(vpp.faults, fault).clear()
     wait_until(lambda: set(served.names()) == {a}, WAIT_S)
     assert agent.alive
+
+
+def test_socket_rebind_or_chmod_without_restart_is_not_a_new_vpp(
+    make_vpp: Callable[..., EmulatedVpp], start_agent: Callable[..., AgentProc], served: Served
+) -> None:
+    vpp = make_vpp(workers=2)
+    a = vpp.add_vip("192.0.2.10/32", protocol=6, port=80)
+    vpp.traffic(a, thread=1, next_packets=100)
+    agent = start_agent(str(vpp.run_dir))
+    wait_until(lambda: served.column(COL_NEXT) == {a: 100}, WAIT_S)
+    mark = agent.mark()
+    os.chmod(vpp.stats_socket, 0o770)  # an admin or tmpfiles rule: the socket's ctime moves
+    agent.wait_for("stats socket changed", mark=mark)
+    vpp.api_socket_down()  # the same VPP's sockets re-bound: same segment, same boot
+    vpp.stats_socket_down()
+    vpp.api_socket_up()
+    vpp.stats_socket_up()
+    vpp.traffic(a, thread=1, next_packets=1)
+    wait_until(lambda: served.column(COL_NEXT) == {a: 101}, WAIT_S)
+    wait_until(lambda: agent.count("scrape ok", mark) >= 4, WAIT_S)
+    assert served.column(COL_NEXT) == {a: 101}  # not 201: no offset for a VPP that never restarted
