@@ -7,7 +7,7 @@ types; the adapters convert at their boundary.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentx_lb.errors import CliParseError
@@ -111,9 +111,9 @@ class RawScrape:
     problems: tuple[CliParseError, ...]  # CLI lines skipped by the lenient parser
     # The four LB simple counters as read: name -> per-thread rows (a row may be
     # short right after a VIP is added). A name is absent before the first VIP.
-    lb_counters: Mapping[str, list[list[int]]]
+    lb_counters: Mapping[str, Sequence[Sequence[int]]]
     # `/net/route/to`: per-thread rows of (packets, octets).
-    route_to: list[list[tuple[int, int]]]
+    route_to: Sequence[Sequence[tuple[int, int]]]
     # VIP prefix -> FIB stats_index (None: no exact FIB entry for the prefix).
     stats_index: Mapping[str, int | None]
     vpp_instance: str  # changes whenever VPP restarts (new stats segment)
