@@ -21,8 +21,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
+
+import pytest
 
 from agentx_lb.oids import DEFAULT_ROOT, format_oid
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
@@ -348,3 +350,14 @@ class FakeMaster:
         self._stop.set()
         self._thread.join(5)
         self._srv.close()
+
+
+@pytest.fixture
+def agents() -> Iterator[list[AgentProc]]:
+    """Agents a test starts; killed at teardown, their logs shown if it failed."""
+    started: list[AgentProc] = []
+    yield started
+    for agent in started:
+        agent.kill()
+        # pytest shows captured stderr only for a failed test.
+        sys.stderr.write(f"--- agent pid={agent.pid} log:\n{agent.log[-6000:]}\n")

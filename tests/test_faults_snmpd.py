@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from agentharness import COL_NAME, COL_NEXT, AgentProc, FakeMaster, Served, wait_until
+from agentharness import (
+    COL_NAME,
+    COL_NEXT,
+    AgentProc,
+    FakeMaster,
+    Served,
+    wait_until,
+)
 
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
@@ -25,14 +31,6 @@ pytestmark = pytest.mark.integration
 WAIT_S = 20.0
 CLOSE_SHUTDOWN = 5  # RFC 2741 reasonShutdown
 
-
-@pytest.fixture
-def agents() -> Iterator[list[AgentProc]]:
-    started: list[AgentProc] = []
-    yield started
-    for agent in started:
-        agent.kill()
-        sys.stderr.write(f"--- agent pid={agent.pid} log:\n{agent.log[-6000:]}\n")
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from agentharness import COL_NEXT, AgentProc, Served, wait_until
@@ -24,14 +23,6 @@ pytestmark = pytest.mark.integration
 
 WAIT_S = 20.0
 
-
-@pytest.fixture
-def agents() -> Iterator[list[AgentProc]]:
-    started: list[AgentProc] = []
-    yield started
-    for agent in started:
-        agent.kill()
-        sys.stderr.write(f"--- agent pid={agent.pid} log:\n{agent.log[-6000:]}\n")
 
 
 def test_counters_monotonic_across_agent_restart_and_bad_state_files(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -37,15 +36,6 @@ pytestmark = pytest.mark.integration
 
 WAIT_S = 20.0  # generous bound on every wait: the figures live in the benchmark
 
-
-@pytest.fixture
-def agents() -> Iterator[list[AgentProc]]:
-    started: list[AgentProc] = []
-    yield started
-    for agent in started:
-        agent.kill()
-        # Shown by pytest only when the test failed.
-        sys.stderr.write(f"--- agent pid={agent.pid} log:\n{agent.log[-6000:]}\n")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from agentharness import (
@@ -112,14 +112,6 @@ def _check_walk(out: str, churn: Churn) -> list[str]:
         problems.append(f"{rows} rows")
     return problems
 
-
-@pytest.fixture
-def agents() -> Iterator[list[AgentProc]]:
-    started: list[AgentProc] = []
-    yield started
-    for agent in started:
-        agent.kill()
-        sys.stderr.write(f"--- agent pid={agent.pid} log:\n{agent.log[-6000:]}\n")
 
 
 def _tool(*args: str) -> subprocess.CompletedProcess[str]:
