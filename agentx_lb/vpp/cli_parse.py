@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import operator
 import re
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ from agentx_lb.model import PORT_ANY, PROTOCOL_ANY, Backend, Encap, LbSettings, 
 
 __all__ = [
     "ParsedVips",
+    "VipParser",
     "parse_lb_settings",
     "parse_lb_vip_count",
     "parse_vips",
@@ -97,30 +99,6 @@ def _canonical(text: str) -> tuple[int, str, int]:
     return addr.version, addr.compressed, addr.max_prefixlen
 
 
-class _Memo:
-    """Line text -> parse result, kept for the lines of the last two parses.
-
-    The same VIP headers and backend lines come back every scrape; a line
-    that changed (new flow count) is parsed again. Memory is bounded by the
-    size of the current VIP list, unlike an LRU sized for the worst case.
-    Results are immutable and a function of the text alone, so a race between
-    two threads can only cost a miss.
-    """
-
-    def __init__(self) -> None:
-        self.current: dict[str, object] = {}
-        self.previous: dict[str, object] = {}
-
-    def rotate(self) -> None:
-        """Called once per parse: lines not seen since the last call are dropped."""
-        self.previous, self.current = self.current, {}
-
-
-_HEADERS = _Memo()
-_BACKENDS = _Memo()
-_MISS = object()
-
-
 def _parse_backend(s: str) -> Backend | str:
     """A backend line (stripped) -> its Backend, or the reason it is not one."""
     weight: int | None = None
@@ -136,17 +114,6 @@ def _parse_backend(s: str) -> Backend | str:
     except ValueError:
         return "bad backend address"
     return Backend(address, int(buckets), int(flows), state == "used", weight)
-
-
-def _backend(s: str) -> Backend | str:
-    memo = _BACKENDS
-    result = memo.current.get(s, _MISS)
-    if result is _MISS:
-        result = memo.previous.get(s, _MISS)
-        if result is _MISS:
-            result = _parse_backend(s)
-        memo.current[s] = result
-    return result  # type: ignore[return-value]
 
 
 class _Header(NamedTuple):
@@ -195,16 +162,9 @@ def _parse_header(match: re.Match[str]) -> _Header:
 
 
 def _header(line: str) -> _Header | None:
-    """The parsed header if `line` is a VIP header line, else None."""
-    memo = _HEADERS
-    result = memo.current.get(line, _MISS)
-    if result is _MISS:
-        result = memo.previous.get(line, _MISS)
-        if result is _MISS:
-            match = _HEADER.match(line)
-            result = None if match is None else _parse_header(match)
-        memo.current[line] = result
-    return result  # type: ignore[return-value]
+    """The parsed header if `line` (CR removed) is a VIP header line, else None."""
+    match = _HEADER.match(line)
+    return None if match is None else _parse_header(match)
 
 
 class _Block:
@@ -226,10 +186,10 @@ class _Block:
         self.port = PORT_ANY
         self.dscp: int | None = None
         self.target_port: int | None = None
-        self.in_counters = False
         self.as_count: int | None = None
         self.backends: list[Backend] = []
         self.addresses: set[str] = set()
+        self.lines: list[str] = []  # the backend lines (CR removed)
         # Which section the next line may belong to: "head", "counters", "as".
         self.section = "head"
         if header.problem is not None:
@@ -290,7 +250,7 @@ class _Block:
             self.fail(line_no, line, "counters before new_size")
 
     def _feed_backend(self, line_no: int, line: str, s: str) -> None:
-        backend = _backend(s)
+        backend = _parse_backend(s)
         if isinstance(backend, str):
             self.fail(line_no, line, backend)
         elif backend.address in self.addresses:
@@ -298,6 +258,7 @@ class _Block:
         else:
             self.addresses.add(backend.address)
             self.backends.append(backend)
+            self.lines.append(line)
 
     def finish(self, last_line_no: int, last_line: str) -> Vip | None:
         """The Vip, or None after recording why the block is incomplete."""
@@ -330,63 +291,257 @@ class _Block:
         )
 
 
-def parse_vips(text: str) -> ParsedVips:
-    """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported)."""
-    vips: list[Vip] = []
-    problems: list[CliParseError] = []
-    seen: set[int] = set()
-    block: _Block | None = None
-    last = (0, "")
+def _parse_block(block: str, header: _Header) -> tuple[Vip | CliParseError, tuple[str, ...]]:
+    """One VIP block (its first line is the header) -> its Vip or its first problem.
 
-    def close(current: _Block) -> None:
-        vip = current.finish(*last)
-        if vip is None:
-            assert current.problem is not None
-            problems.append(current.problem)
-        elif vip.index in seen:
-            problems.append(
-                CliParseError(current.line_no, "", f"duplicate VIP index {vip.index}")
-            )
-        else:
-            seen.add(vip.index)
-            vips.append(vip)
-
-    _HEADERS.rotate()
-    _BACKENDS.rotate()
-    backends_now, backends_before = _BACKENDS.current, _BACKENDS.previous
-    for line_no, line in enumerate(_lines(text), start=1):
+    Line numbers are relative to the block (the header is line 1). Also returns
+    the backend lines, for the next parse of the same VIP.
+    """
+    lines = _lines(block)
+    first = lines[0]
+    current = _Block(1, first, header)
+    last = (1, first)
+    for line_no in range(2, len(lines) + 1):
+        line = lines[line_no - 1]
         s = line.strip()
-        if not s:
-            continue
-        # Every header has " [": most lines skip the header lookup.
-        header = _header(line) if " [" in line else None
-        if header is not None:
-            if block is not None:
-                close(block)
-            block = _Block(line_no, line, header)
-        elif block is None:
-            problems.append(CliParseError(line_no, line, "line outside any VIP block"))
-        elif block.section == "as":
-            # The bulk of the text; the dispatch is inlined for speed.
-            backend = backends_now.get(s, _MISS)
-            if backend is _MISS:
-                backend = backends_before.get(s, _MISS)
-                if backend is _MISS:
-                    backend = _parse_backend(s)
-                backends_now[s] = backend
-            if isinstance(backend, str):
-                block.fail(line_no, line, backend)
-            elif backend.address in block.addresses:  # type: ignore[attr-defined]
-                block.fail(line_no, line, "duplicate backend address")
+        if s:
+            current.feed(line_no, line, s)
+            last = (line_no, line)
+    vip = current.finish(*last)
+    if vip is None:
+        assert current.problem is not None
+        return current.problem, ()
+    return vip, tuple(current.lines)
+
+
+def _with_backends(vip: Vip, backends: tuple[Backend, ...]) -> Vip:
+    # Positional: about twice as fast as keywords or dataclasses.replace, and
+    # test_cli_parse_memo pins Vip's field order.
+    return Vip(
+        vip.index, vip.address, vip.prefix_length, vip.ip_version, vip.encap,
+        vip.protocol, vip.port, vip.src_ip_sticky, vip.flow_table_length,
+        vip.removed, backends, vip.dscp, vip.target_port,
+    )  # fmt: skip
+
+
+def _parse_tail(tail: str, known: _Known) -> _Known | None:
+    """A block's text after its counter lines, given the same VIP's block in
+    the last parse, with the same text before them. None if anything is
+    unusual: the caller then parses the whole block, which finds the problem."""
+    n = len(known.lines)
+    if "\r" not in tail:
+        # VPP's shape: the same `#as:` line as before, as many backend lines,
+        # then blank lines. Only the lines that changed are parsed.
+        lines = tail.split("\n")
+        if lines[0] == known.as_line and len(lines) > n and not any(lines[n + 1 :]):
+            del lines[n + 1 :]
+            del lines[0]
+            backends = list(known.vip.backends)
+            moved = False  # a backend line now names another address
+            changed = list(map(operator.ne, lines, known.lines))
+            i = -1
+            for _ in range(changed.count(True)):
+                i = changed.index(True, i + 1)
+                parsed = _parse_backend(lines[i].strip())
+                if parsed.__class__ is str:
+                    return None
+                moved = moved or parsed.address != backends[i].address  # type: ignore[union-attr]
+                backends[i] = parsed  # type: ignore[assignment]
+            if moved and len(set(map(_ADDRESS, backends))) != n:
+                return None
+            vip = _with_backends(known.vip, tuple(backends))
+            return _Known(tail, vip, tuple(lines), known.as_line)
+    # Any other shape: line by line, as the counters section would.
+    seen = dict(zip(known.lines, known.vip.backends))
+    counting = True  # still in the counters section: before `#as:`
+    as_count = -1
+    found: list[Backend] = []
+    found_lines: list[str] = []
+    for line in _lines(tail):
+        backend = seen.get(line)
+        if backend is None:
+            s = line.strip()
+            if not s:
+                continue
+            if counting:
+                if _COUNTER_LINE.match(s):
+                    continue
+                m = _AS_COUNT.match(s)
+                if m is None:
+                    return None
+                as_count = int(m.group(1))
+                counting = False
+                continue
+            parsed = _parse_backend(s)
+            if isinstance(parsed, str):
+                return None
+            backend = parsed
+        elif counting:
+            return None
+        found.append(backend)
+        found_lines.append(line)
+    if counting or as_count != len(found):
+        return None
+    if len(set(map(_ADDRESS, found))) != len(found):
+        return None
+    vip = _with_backends(known.vip, tuple(found))
+    return _Known(tail, vip, tuple(found_lines), _as_line(tail))
+
+
+_ADDRESS = operator.attrgetter("address")
+
+
+def _as_line(tail: str) -> str | None:
+    """The tail's first line if it is the `#as:` line (for `_parse_tail`)."""
+    first = tail.split("\n", 1)[0]
+    return first if _AS_COUNT.match(first.strip()) is not None else None
+
+
+class _Known(NamedTuple):
+    """A VIP block seen in the last parse, filed under its text before the counters."""
+
+    tail: str  # the text after the counter lines
+    vip: Vip
+    # The backend lines (CR removed), one per vip.backends. A tuple of str:
+    # the garbage collector stops tracking it, unlike a list.
+    lines: tuple[str, ...]
+    as_line: str | None  # the tail's first line if it is the `#as:` line
+
+
+class _LineNumbers:
+    """Line number of an offset; offsets must be asked in increasing order."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._offset = 0
+        self._line_no = 1
+
+    def at(self, offset: int) -> int:
+        self._line_no += self._text.count("\n", self._offset, offset)
+        self._offset = offset
+        return self._line_no
+
+
+# From a block's line ending in `counters:` (the end of the part that sets the
+# VIP's configuration) through the counter lines that follow it: the printed
+# counter values change with traffic but are not used (the served counters come
+# from the stats segment). Every line matched here is one that the counters
+# section accepts and ignores; anything unusual is left to the tail.
+_COUNTER_LINES = re.compile(
+    r"counters:[ \t\r]*\n((?:[ \t]*[A-Za-z][A-Za-z0-9 _-]*: [0-9]{1,20}[ \t\r]*\n)*)"
+)
+
+
+_MISS = object()
+
+
+class VipParser:
+    """Parses successive `show lb vips verbose` texts, reusing unchanged VIP blocks.
+
+    A VIP block whose text is the same as in the previous parse, apart from its
+    printed counter values, gives the same `Vip` object again; one whose
+    backend lines changed (a new flow count) re-parses only those lines. The
+    memory held is that of the VIPs of the last parse. Not thread-safe: one
+    parser per scraping thread. The result is always equal to `parse_vips(text)`.
+    """
+
+    def __init__(self) -> None:
+        self._headers: dict[str, _Header | None] = {}  # header line -> parse
+        self._known: dict[str, _Known] = {}  # block text before the counters
+        self._whole: dict[str, Vip | CliParseError] = {}  # other blocks, whole text
+
+    def parse(self, text: str) -> ParsedVips:
+        """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported)."""
+        vips: list[Vip] = []
+        problems: list[CliParseError] = []
+        seen: set[int] = set()
+        line_numbers = _LineNumbers(text)
+        starts = self._block_starts(text)
+        first = starts[0][0] if starts else len(text)
+        for line_no, line in enumerate(_lines(text[:first]), start=1):
+            if line.strip():
+                problems.append(CliParseError(line_no, line, "line outside any VIP block"))
+        known_before, known_now = self._known, {}
+        whole_before, whole_now = self._whole, {}
+        ends = [start for start, _ in starts[1:]]
+        ends.append(len(text))
+        for (start, header), end in zip(starts, ends):
+            result: Vip | CliParseError | None = None
+            m = _COUNTER_LINES.search(text, start, end)
+            if m is not None:
+                head = text[start : m.start(1)]
+                tail = text[m.end(1) : end]
+                entry = known_before.get(head)
+                if entry is not None:
+                    if tail == entry.tail:
+                        result = entry.vip
+                    else:
+                        reparsed = _parse_tail(tail, entry)
+                        if reparsed is not None:
+                            result = reparsed.vip
+                            entry = reparsed
+                    if result is not None:
+                        known_now[head] = entry
+            if result is None:
+                block = text[start:end]
+                result = whole_before.get(block)
+                if result is None:
+                    result, backends = _parse_block(block, header)
+                    if m is not None and isinstance(result, Vip):
+                        known_now[head] = _Known(tail, result, backends, _as_line(tail))
+                    else:
+                        whole_now[block] = result
+                else:
+                    whole_now[block] = result
+            if isinstance(result, Vip):
+                if result.index in seen:
+                    problems.append(
+                        CliParseError(
+                            line_numbers.at(start), "", f"duplicate VIP index {result.index}"
+                        )
+                    )
+                else:
+                    seen.add(result.index)
+                    vips.append(result)
             else:
-                block.addresses.add(backend.address)  # type: ignore[attr-defined]
-                block.backends.append(backend)  # type: ignore[arg-type]
-        else:
-            block.feed(line_no, line, s)
-        last = (line_no, line)
-    if block is not None:
-        close(block)
-    return ParsedVips(tuple(vips), tuple(problems))
+                base = line_numbers.at(start) - 1
+                problems.append(CliParseError(base + result.line_no, result.line, result.reason))
+        self._known, self._whole = known_now, whole_now
+        return ParsedVips(tuple(vips), tuple(problems))
+
+    def _block_starts(self, text: str) -> list[tuple[int, _Header]]:
+        """(offset, parsed header) of every VIP header line, in order."""
+        # Every header line has " [", and only header lines in VPP's output do.
+        before, now = self._headers, {}
+        starts: list[tuple[int, _Header]] = []
+        find = text.find
+        at = find(" [")
+        while at >= 0:
+            start = text.rfind("\n", 0, at) + 1
+            end = find("\n", at)
+            if end < 0:
+                end = len(text)
+            line = text[start:end]
+            if line.endswith("\r"):  # as _lines: one CR (vppctl's CRLF) is removed
+                line = line[:-1]
+            header = before.get(line, _MISS)
+            if header is _MISS:
+                header = _header(line)
+            now[line] = header  # type: ignore[assignment]
+            if header is not None:
+                starts.append((start, header))  # type: ignore[arg-type]
+            at = find(" [", end)
+        self._headers = now
+        return starts
+
+
+def parse_vips(text: str) -> ParsedVips:
+    """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported).
+
+    Stateless; a scraper parsing the same VIP list again and again should keep
+    a `VipParser`.
+    """
+    return VipParser().parse(text)
 
 
 def parse_vips_strict(text: str) -> tuple[Vip, ...]:

@@ -41,7 +41,7 @@ from vpp_papi.vpp_transport_socket import VppTransportSocketIOError
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
 from agentx_lb.model import LbSettings, RawScrape, Vip
 from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
-from agentx_lb.vpp.cli_parse import parse_lb_settings, parse_lb_vip_count, parse_vips
+from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
 from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
 
 __all__ = ["DEFAULT_API_DIR", "ROUTE_TO", "VppSource"]
@@ -140,6 +140,7 @@ class VppSource:
         self._vpp_version = ""
         self._stats: BulkStats | None = None
         self._stats_signature: tuple[int, int] | None = None
+        self._vip_parser = VipParser()  # reuses the VIP blocks that did not change
         self._routes: dict[str, int | None] = {}
         self._routes_at = 0.0
         self._routes_generation = -1
@@ -158,7 +159,7 @@ class VppSource:
         text, show_lb = self._api_read(self._read_cli)
         t_parse = time.perf_counter()
         timings["cli"] = (t_parse - t0) * 1000
-        parsed = parse_vips(text)
+        parsed = self._vip_parser.parse(text)
         if not text.strip():
             expected = parse_lb_vip_count(show_lb)
             if expected:
