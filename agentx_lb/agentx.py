@@ -13,6 +13,9 @@ subclasses below (see design/snmp-baseline.md):
 * Open and Register responses are checked; after snmpd restarts we reconnect
   with a short capped backoff; the stop event is honoured within ~0.1 s in
   every state, and a connected session ends with a Close PDU.
+* Per request exactly one blocking recv() and one send() (no select/poll per
+  PDU, no wake-ups when idle): a watcher thread waiting on the stop event
+  shuts the read side of the live socket down, which ends the blocking read.
 
 Threading: `run()` owns the socket and runs on the caller's thread. The only
 shared state is `self._table`, replaced whole by `publish()` (one reference
@@ -25,6 +28,7 @@ import logging
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 
@@ -46,6 +50,10 @@ HANDSHAKE_TIMEOUT_S = 3.0
 BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 1.0
 MAX_BULK_VARBINDS = 2048  # GETBULK answer cap (snmpd 5.9 never sends GETBULK)
+SEND_TIMEOUT_S = 2  # kernel SO_SNDTIMEO while serving: a wedged master cannot hang us
+# The GIL hand-over interval while serving. A request arriving during a table
+# build waits for the scrape thread to yield the GIL: 5 ms by default, per PDU.
+GIL_SWITCH_S = 0.0005
 
 CLOSE_OTHER, CLOSE_PARSE_ERROR, CLOSE_SHUTDOWN = 1, 2, 5
 
@@ -156,6 +164,28 @@ class _Session(Network):
     def send_bytes(self, buf: bytes) -> None:
         self.socket.sendall(buf)
 
+    def to_blocking(self) -> None:
+        """Serving mode: plain blocking calls, so each is one syscall.
+
+        Python polls before every call on a socket with a timeout; the kernel's
+        SO_SNDTIMEO bounds a send instead (raises OSError when it expires).
+        """
+        self.socket.settimeout(None)
+        self.socket.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_TIMEOUT_S, 0)
+        )
+
+    def recv_blocking(self) -> bytes:
+        """The next complete PDU; raises ConnectionError on EOF (or read shutdown)."""
+        while True:
+            pdu = self._next_buffered()
+            if pdu is not None:
+                return pdu
+            data = self.socket.recv(65536)
+            if not data:
+                raise ConnectionError("closed by master")
+            self._recv_buf += data
+
     def recv_pdu(self, timeout: float = POLL_S) -> bytes | None:  # type: ignore[override]
         """The next complete PDU, or None if none arrived within `timeout`.
 
@@ -260,6 +290,8 @@ class LbAgent:
         # Sequential-walk shortcut: (table, canonical OID last answered, its index).
         self._hint: tuple[Table, bytes, int] | None = None
         self.sessions = 0  # successful registrations since start (tests, health)
+        self._live: _Session | None = None  # the session the watcher must wake on stop
+        self._live_lock = threading.Lock()
         # pyagentx3 logs every GET at INFO; only its warnings are useful.
         logging.getLogger("pyagentx3").setLevel(logging.WARNING)
 
@@ -283,6 +315,11 @@ class LbAgent:
         """Connect, register, answer requests and reconnect until `stop` is set."""
         backoff = BACKOFF_START_S
         failures = 0
+        if sys.getswitchinterval() > GIL_SWITCH_S:
+            sys.setswitchinterval(GIL_SWITCH_S)
+        threading.Thread(
+            target=self._wake_on_stop, args=(stop,), name="agentx-stop", daemon=True
+        ).start()
         while not stop.is_set():
             session = _Session(self.socket_path, self.agent_id, self.root)
             registered = False
@@ -308,12 +345,25 @@ class LbAgent:
             finally:
                 self._connected = False
                 self._hint = None
-                session.close()
+                with self._live_lock:
+                    self._live = None
+                    session.close()
             if registered:
                 backoff = BACKOFF_START_S
             if stop.wait(backoff):
                 break
             backoff = min(backoff * 2, BACKOFF_CAP_S)
+
+    def _wake_on_stop(self, stop: threading.Event) -> None:
+        """Watcher: on stop, end the serving loop's blocking read (no polling)."""
+        stop.wait()
+        with self._live_lock:
+            live = self._live
+            if live is not None and live.socket is not None:
+                try:
+                    live.socket.shutdown(socket.SHUT_RD)
+                except OSError as exc:  # already closed by the peer
+                    log.debug("agentx read shutdown failed err=%s", exc)
 
     def _await_response(self, session: _Session, packet_id: int, stop: threading.Event) -> int:
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
@@ -359,21 +409,28 @@ class LbAgent:
     def _serve(self, session: _Session, stop: threading.Event) -> None:
         """Answer requests until stop (returns) or the connection fails (raises)."""
         errors = 0
-        while not stop.is_set():
-            pdu = session.recv_pdu(POLL_S)
-            if pdu is None:
-                continue
+        session.to_blocking()
+        with self._live_lock:
+            self._live = session
+        recv, send, handle = session.recv_blocking, session.send_bytes, self.handle
+        while not stop.is_set():  # checked before the first read: stop may predate _live
+            try:
+                pdu = recv()
+            except OSError:
+                if stop.is_set():
+                    return  # our own read shutdown: the caller sends Close
+                raise
             if pdu[1] == pyagentx3.AGENTX_CLOSE_PDU:
                 raise ProtocolError("closed by master (close pdu)")
             try:
-                answer = self.handle(pdu)
+                answer = handle(pdu)
             except Exception:  # a bug must not kill the session: answer genError, log
                 errors += 1
                 if errors == 1:
                     log.exception("agentx request failed type=%d", pdu[1])
                 answer = _response(pdu, pyagentx3.ERROR_GENERR, 0, b"")
             if answer is not None:
-                session.send_bytes(answer)
+                send(answer)
 
     # ---- request handling (pure: bytes in, bytes out)
 
