@@ -162,7 +162,7 @@ def _parse_header(match: re.Match[str]) -> _Header:
 
 
 def _header(line: str) -> _Header | None:
-    """The parsed header if `line` (CR removed) is a VIP header line, else None."""
+    """The parsed header if `line` is a VIP header line, else None."""
     match = _HEADER.match(line)
     return None if match is None else _parse_header(match)
 
@@ -521,9 +521,7 @@ class VipParser:
             end = find("\n", at)
             if end < 0:
                 end = len(text)
-            line = text[start:end]
-            if line.endswith("\r"):  # as _lines: one CR (vppctl's CRLF) is removed
-                line = line[:-1]
+            line = text[start:end]  # a CR left at the end is taken by _HEADER's \s*$
             header = before.get(line, _MISS)
             if header is _MISS:
                 header = _header(line)
