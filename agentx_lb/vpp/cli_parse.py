@@ -13,6 +13,11 @@ so ``  counters:`` follows on the same line. All-port VIPs have no
 
 The lenient parser skips a whole VIP block when one of its lines is not
 understood and records a `CliParseError`; the other VIPs are still returned.
+
+`VipParser` keeps what the last parse found per VIP block, so a scrape of
+10,000 VIPs re-parses only the blocks that changed, apart from their printed
+counter values (which change with every packet and are not used); within a
+block, only the backend lines that changed. `parse_vips` is the stateless form.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ def _lines(text: str) -> list[str]:
     # which VPP never emits as line ends); a trailing \r is vppctl's CRLF.
     if "\r" not in text:  # cli_inband: no copy per line
         return text.split("\n")
-    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -441,8 +446,10 @@ class VipParser:
     A VIP block whose text is the same as in the previous parse, apart from its
     printed counter values, gives the same `Vip` object again; one whose
     backend lines changed (a new flow count) re-parses only those lines. The
-    memory held is that of the VIPs of the last parse. Not thread-safe: one
-    parser per scraping thread. The result is always equal to `parse_vips(text)`.
+    memory held is that of the VIPs of the last parse. The result is always
+    equal to `parse_vips(text)`. The memo is only read during a parse and
+    replaced at its end, so two threads parsing at once stay correct (they
+    only cost each other misses).
     """
 
     def __init__(self) -> None:
