@@ -36,10 +36,9 @@ from typing import Any
 
 from vpp_papi import VPPApiClient
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
-from vpp_papi.vpp_transport_socket import VppTransportSocketIOError
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
-from agentx_lb.model import LbSettings, RawScrape, Vip
+from agentx_lb.model import RawScrape, Vip
 from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
 from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
 from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
