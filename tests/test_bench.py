@@ -1,0 +1,63 @@
+"""bench/run.py --quick completes and prints every figure as a number (no timing assertions)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("snmpbulkwalk") is None or not os.path.exists("/usr/sbin/snmpd"),
+    reason="needs Debian's snmpd and snmp packages",
+)
+
+# Every figure issue 7 asks for, as printed at the quick size.
+EXPECTED = [
+    r"scrape 10 VIPs: VPP calls ms, min",
+    r"scrape 10 VIPs: parse ms, median",
+    r"scrape 10 VIPs: reduce ms, median",
+    r"scrape 10 VIPs: table build ms, median",
+    r"scrape 10 VIPs: whole cycle CPU ms, median",
+    r"scrape 10 VIPs: floor \(bare vpp_papi\) ms, median",
+    *[rf"walk 100 VIPs {a}: {f}" for a in ("ours", "pyagentx3", "netsnmpagent")
+      for f in ("wall s min", "wall s median", r"varbinds/s \(median\)",
+                r"snmpd CPU s \(median walk\)", "RSS MB after walks")],
+    r"walk 100 VIPs ours, refreshing every 1 s: varbinds/s",
+    r"GET probe 100 VIPs: max ms, refreshing every 1 s",
+    r"TARGET walk 100 VIPs: netsnmpagent wall / ours wall",
+    r"TARGET walk 100 VIPs: ours varbinds/s",
+    r"TARGET walk 100 VIPs: pyagentx3 wall / ours wall",
+    r"TARGET per-varbind cost",
+    r"TARGET walk wall / snmpd CPU",
+    r"TARGET protocol-loop stall",
+    r"TARGET agent peak RSS MB",
+    r"TARGET idle CPU",
+]
+
+NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?(e[-+]?\d+)?$")
+
+
+def test_quick_run_prints_every_figure_as_a_number() -> None:
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bench", "run.py"), "--quick"],
+        capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] not in ("figure", "---"):
+            rows[cells[0]] = cells
+    for pattern in EXPECTED:
+        hits = [name for name in rows if re.match(pattern, name)]
+        assert hits, f"no figure row matching {pattern!r} in:\n{proc.stdout}"
+    for name, (_, value, target, result) in rows.items():
+        assert NUMBER.match(value), f"{name}: {value!r} is not a number"
+        if name.startswith("TARGET"):
+            assert target and result in ("PASS", "FAIL"), (name, target, result)
