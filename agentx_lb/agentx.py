@@ -16,6 +16,12 @@ subclasses below (see design/snmp-baseline.md):
 * Per request exactly one blocking recv() and one send() (no select/poll per
   PDU, no wake-ups when idle): a watcher thread waiting on the stop event
   shuts the read side of the live socket down, which ends the blocking read.
+* The walk fast path: snmpd 5.9 turns every GETBULK repetition into one
+  GetNext PDU whose start is the OID we answered last. A cursor (table, wire
+  OID of the last answer, its index) turns that continuation into a bytes
+  compare and the next index: no OID parsing, no search, no per-PDU objects
+  beyond the answer. Anything else (other PDUs, several ranges, include=1, a
+  new table, another byte order, context) takes the general path.
 
 Threading: `run()` owns the socket and runs on the caller's thread. The only
 shared state is `self._table`, replaced whole by `publish()` (one reference
@@ -37,7 +43,7 @@ from pyagentx3.network import Network
 from pyagentx3.pdu import PDU
 
 from agentx_lb.oids import Oid, format_oid
-from agentx_lb.table import Table, is_known_object
+from agentx_lb.table import Table, is_known_object, pack_oid
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,11 @@ _VB_TYPE = struct.Struct("!HH")
 _U16_BE, _U16_LE = struct.Struct("!H"), struct.Struct("<H")
 _U32_BE, _U32_LE = struct.Struct("!I"), struct.Struct("<I")
 _INTERNET_CANON = struct.pack("!4I", 1, 3, 6, 1)
+# Response prefix (version 1, Response, network byte order) and the zeroed
+# sysUpTime/error/index fields of a successful answer.
+_RESP_START = bytes((1, pyagentx3.AGENTX_RESPONSE_PDU, FLAG_NBO, 0))
+_RESP_OK = bytes(8)
+_GETNEXT = pyagentx3.AGENTX_GETNEXT_PDU
 _PARSE_ERROR = pyagentx3.ERROR_PARSEERROR
 _NOT_WRITABLE = pyagentx3.ERROR_NOTWRITABLE
 
@@ -177,6 +188,16 @@ class _Session(Network):
 
     def recv_blocking(self) -> bytes:
         """The next complete PDU; raises ConnectionError on EOF (or read shutdown)."""
+        if not self._recv_buf:
+            # Usual case: one read is exactly one PDU; hand it on without copies.
+            data = self.socket.recv(65536)
+            if not data:
+                raise ConnectionError("closed by master")
+            if len(data) >= HDR_LEN:
+                length = (_U32_BE if data[2] & FLAG_NBO else _U32_LE).unpack_from(data, 16)[0]
+                if length + HDR_LEN == len(data):
+                    return data
+            self._recv_buf += data
         while True:
             pdu = self._next_buffered()
             if pdu is not None:
@@ -289,6 +310,14 @@ class LbAgent:
         self._connected = False
         # Sequential-walk shortcut: (table, canonical OID last answered, its index).
         self._hint: tuple[Table, bytes, int] | None = None
+        # The same for the GetNext fast path: (table, AgentX wire OID of the
+        # last answer as it comes back in the next request, its index).
+        self._cursor: tuple[Table, bytes, int] | None = None
+        # The last search range end seen on the fast path: (wire, canonical
+        # end or None when it lies beyond every OID under the root).
+        self._end: tuple[bytes, bytes | None] = (b"", None)
+        self._root_end = pack_oid(self.root[:-1] + (self.root[-1] + 1,))
+        self.fast_answers = 0  # GetNext PDUs answered by the fast path (tests, profiling)
         self.sessions = 0  # successful registrations since start (tests, health)
         self._live: _Session | None = None  # the session the watcher must wake on stop
         self._live_lock = threading.Lock()
@@ -344,7 +373,7 @@ class LbAgent:
                 log.log(level, "agentx session lost socket=%s err=%s", self.socket_path, exc)
             finally:
                 self._connected = False
-                self._hint = None
+                self._hint = self._cursor = None
                 with self._live_lock:
                     self._live = None
                     session.close()
@@ -436,6 +465,10 @@ class LbAgent:
 
     def handle(self, pdu: bytes) -> bytes | None:
         """The response to one complete request PDU, or None when none is due."""
+        if pdu[1] == _GETNEXT and pdu[2] == FLAG_NBO and pdu[0] == 1:
+            answer = self._getnext_continued(pdu)
+            if answer is not None:
+                return answer
         version, ptype, flags = pdu[0], pdu[1], pdu[2]
         if version != 1:
             log.debug("agentx pdu dropped version=%d", version)
@@ -472,6 +505,44 @@ class LbAgent:
         log.debug("agentx pdu ignored type=%d", ptype)
         return None
 
+    def _getnext_continued(self, pdu: bytes) -> bytes | None:
+        """The answer when `pdu` is a one-range GetNext (network byte order, no
+        context) starting exactly at the OID answered last from the current
+        table; None otherwise (the general path then answers it).
+        """
+        cursor = self._cursor
+        table = self._table
+        if cursor is None or cursor[0] is not table:
+            return None
+        n = len(pdu)
+        mid = HDR_LEN + 4 + 4 * pdu[HDR_LEN] if n > HDR_LEN else n
+        # One SearchRange exactly: start OID, end OID, nothing after.
+        if mid + 4 > n or mid + 4 + 4 * pdu[mid] != n or pdu[HDR_LEN:mid] != cursor[1]:
+            return None
+        i = cursor[2] + 1
+        if i >= len(table):
+            return None  # endOfMibView: the general path
+        end_wire = pdu[mid:]
+        end = self._end
+        if end[0] != end_wire:
+            end = self._end = (end_wire, self._end_canon(pdu, mid))
+        if end[1] is not None and table.root_key + table.key(i) >= end[1]:
+            return None
+        vb = table.varbind(i)
+        self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i)
+        self.fast_answers += 1
+        return b"".join((_RESP_START, pdu[4:16], _U32_BE.pack(8 + len(vb)), _RESP_OK, vb))
+
+    def _end_canon(self, pdu: bytes, mid: int) -> bytes | None:
+        """Canonical range end at `mid`; None when no end or it is past the root's subtree."""
+        try:
+            end, _, _, _ = _parse_oid(pdu, mid, FLAG_NBO)
+        except _ParseError:
+            return b""  # unreachable after the length check; b"" sends all to the general path
+        if not end or end >= self._root_end:
+            return None
+        return end
+
     def _next(
         self, table: Table, start: bytes, include: int, end: bytes | None
     ) -> tuple[int, bytes]:
@@ -493,7 +564,12 @@ class LbAgent:
         out = []
         for start, include, echo, end in ranges:
             i, _ = self._next(table, start, include, end)
-            out.append(table.varbind(i) if i >= 0 else _END_OF_MIB + echo)
+            if i >= 0:
+                vb = table.varbind(i)
+                self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i)
+                out.append(vb)
+            else:
+                out.append(_END_OF_MIB + echo)
         return b"".join(out)
 
     def _get(self, table: Table, ranges: list) -> bytes:
