@@ -9,27 +9,39 @@ Wire format (RFC 2741 5.1, 5.4), always network byte order:
   OID     = n_subid u8, prefix u8, include u8, reserved u8, n_subid x u32
 The `1.3.6.1.X` prefix compression follows pyagentx3's encoder.
 
-Memory layout (why not a tuple of tuples): at 10,000 VIPs x 8 backends the
-table has ~600,000 cells; a tuple OID plus a bytes object per cell costs
-~300 bytes, so two tables alive during a swap would blow the agent's memory
-budget. Instead each cell is three slices of shared buffers:
+Memory layout (why not a tuple per cell): at 10,000 VIPs x 8 backends the
+table has ~600,000 cells; an object or two per cell would cost tens of MB per
+table (two are alive during a swap) and a million objects for every full GC
+pass to walk, holding the GIL while the protocol loop waits. Instead the table
+is one `_Segment` per column (GETNEXT order is column-major) and per scalar:
 
-  key   = the OID's sub-ids below the root, packed as big-endian u32
-          (byte order == tuple order, so keys compare as bytes);
-  value = the encoded value;
-  head  = one of a few shared `type + OID header + root sub-ids` prefixes.
+  key   = column key + row suffix; each table's row index suffixes (packed
+          big-endian u32 sub-ids, so keys compare as bytes) are stored once
+          (`_Rows`) and shared by its columns;
+  value = a slice of the column's one values buffer (fixed width, or offsets
+          in an `array('I')`);
+  head  = the column's `type + OID header + root sub-ids + column key`.
 
-A varbind is `head + key + value`: the protocol loop only concatenates bytes.
+A varbind is `head + suffix + value`: the protocol loop only slices and joins
+bytes; lookups are a bisect over the column keys, then over one column's rows.
+`build_table(snapshot, root, previous)` shares the columns whose inputs did not
+change with the previous table (names, addresses, the backend rows' order and
+suffixes) and encodes integer columns in bulk (`array`, byteswapped).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import struct
+import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import accumulate
 
 from agentx_lb.model import Backend, Encap, Snapshot, VipRow
 from agentx_lb.oids import (
@@ -170,74 +182,147 @@ def _inet_bytes(address: str, version: int) -> bytes:
 # ---------------------------------------------------------------- the table
 
 
-@dataclass(frozen=True, slots=True)
-class _Buffers:
-    keys: bytes
-    key_offsets: array  # len n+1
-    values: bytes
-    value_offsets: array  # len n+1
-    head_ids: bytes  # one byte per cell: index into heads
-    heads: tuple[bytes, ...]
+class _Rows:
+    """Index suffixes of one table's rows in OID order (packed u32 sub-ids, back to back).
+
+    Shared by every column segment of that table and by the next build when
+    the rows did not change.
+    """
+
+    __slots__ = ("lens", "off", "suf")
+
+    def __init__(self, parts: Sequence[bytes]) -> None:
+        self.suf = b"".join(parts)
+        self.off = array("I", accumulate(map(len, parts), initial=0))
+        self.lens = frozenset(map(len, parts))
+
+    def __len__(self) -> int:
+        return len(self.off) - 1
+
+    def suffix(self, r: int) -> bytes:
+        off = self.off
+        return self.suf[off[r] : off[r + 1]]
+
+
+class _Segment:
+    """One column (or one scalar): cells `ckey + row suffix`, values in one buffer.
+
+    `sel` maps the segment's cell positions to rows (None: every row has a
+    cell); values are `width` octets each, or delimited by `voff`.
+    """
+
+    __slots__ = ("ckey", "dropped", "heads", "n", "rows", "sel", "vals", "voff", "width")
+
+    def __init__(
+        self,
+        ckey: bytes,
+        heads: dict[int, bytes],
+        rows: _Rows,
+        sel: array | None,
+        vals: bytes,
+        voff: array | None,
+        width: int,
+        dropped: int,
+    ) -> None:
+        self.ckey = ckey
+        self.heads = heads  # suffix length -> type, OID header, root sub-ids, ckey
+        self.rows = rows
+        self.sel = sel
+        self.vals = vals
+        self.voff = voff
+        self.width = width
+        self.n = len(rows) if sel is None else len(sel)
+        self.dropped = dropped
+
+    def suffix(self, p: int) -> bytes:
+        sel = self.sel
+        r = p if sel is None else sel[p]
+        off = self.rows.off
+        return self.rows.suf[off[r] : off[r + 1]]
+
+    def value(self, p: int) -> bytes:
+        w = self.width
+        if w:
+            return self.vals[p * w : p * w + w]
+        vo = self.voff
+        return self.vals[vo[p] : vo[p + 1]]  # type: ignore[index]
+
+    def search(self, k: bytes, include: bool) -> int:
+        """First position whose suffix is >= k (include) or > k."""
+        lo, hi = 0, self.n
+        suf, off, sel = self.rows.suf, self.rows.off, self.sel
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            r = mid if sel is None else sel[mid]
+            s = suf[off[r] : off[r + 1]]
+            if s < k or (not include and s == k):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
 
 class Table:
     """Immutable sorted cells under `root`, each a pre-encoded AgentX VarBind.
 
+    Stored column by column (a few hundred objects at any size, see `_Segment`).
     `oids` and `varbinds` are read-only sequences in OID order (computed per
     access; the protocol loop uses the byte-level methods instead).
     """
 
-    __slots__ = ("root", "root_key", "dropped", "_b", "_n")
+    __slots__ = ("_ckeys", "_memo", "_n", "_segs", "_starts", "dropped", "root", "root_key")
 
-    def __init__(self, root: Oid, buffers: _Buffers, dropped: int = 0) -> None:
+    def __init__(
+        self, root: Oid, segments: Sequence[_Segment] = (), dropped: int = 0, memo: object = None
+    ) -> None:
         self.root: Oid = tuple(root)
         self.root_key: bytes = pack_oid(self.root)
-        self.dropped = dropped  # cells rejected by validation in this build
-        self._b = buffers
-        self._n = len(buffers.head_ids)
+        self._segs = tuple(s for s in segments if s.n)
+        starts = [0]
+        for s in self._segs:
+            starts.append(starts[-1] + s.n)
+        self._starts = starts
+        self._ckeys = [s.ckey for s in self._segs]
+        self._n = starts[-1]
+        # cells rejected by validation in this build (reused columns included)
+        self.dropped = dropped + sum(s.dropped for s in self._segs)
+        self._memo = memo  # what the next build may reuse (see build_table)
 
     @classmethod
     def empty(cls, root: Oid) -> Table:
-        zero = array("I", [0])
-        return cls(root, _Buffers(b"", zero, b"", zero, b"", ()))
+        return cls(root)
 
     def __len__(self) -> int:
         return self._n
 
     # ---- byte-level access (the protocol loop's hot path)
 
+    def _at(self, i: int) -> tuple[_Segment, int]:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        s = bisect_right(self._starts, i) - 1
+        return self._segs[s], i - self._starts[s]
+
     def key(self, i: int) -> bytes:
         """Sub-ids below the root of cell i, packed big-endian (sorts like OIDs)."""
-        ko = self._b.key_offsets
-        return self._b.keys[ko[i] : ko[i + 1]]
+        seg, p = self._at(i)
+        return seg.ckey + seg.suffix(p)
 
     def varbind(self, i: int) -> bytes:
-        b = self._b
-        ko, vo = b.key_offsets, b.value_offsets
-        return b"".join(
-            (b.heads[b.head_ids[i]], b.keys[ko[i] : ko[i + 1]], b.values[vo[i] : vo[i + 1]])
-        )
+        seg, p = self._at(i)
+        suffix = seg.suffix(p)
+        return b"".join((seg.heads[len(suffix)], suffix, seg.value(p)))
 
     def search(self, key: bytes, include: bool) -> int:
         """Index of the first cell with key >= key (include) or > key (not include)."""
-        lo, hi = 0, self._n
-        b = self._b
-        keys, ko = b.keys, b.key_offsets
-        if include:
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if keys[ko[mid] : ko[mid + 1]] < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-        else:
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if keys[ko[mid] : ko[mid + 1]] <= key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-        return lo
+        # Column keys are distinct and none is a prefix of another: the one
+        # segment `key` can fall into is the last whose column key is <= key.
+        j = bisect_right(self._ckeys, key) - 1
+        if j >= 0:
+            ck = self._ckeys[j]
+            if key.startswith(ck):
+                return self._starts[j] + self._segs[j].search(key[len(ck) :], include)
+        return self._starts[j + 1]
 
     def locate(self, canon: bytes, include: bool) -> int:
         """Like `search`, for a full OID in canonical form (see `pack_oid`)."""
@@ -278,16 +363,16 @@ class Table:
 class _View(Sequence):
     """Read-only sequence over a Table, materialising items on access."""
 
-    __slots__ = ("_t", "_f")
+    __slots__ = ("_f", "_t")
 
-    def __init__(self, table: Table, item) -> None:  # noqa: ANN001
+    def __init__(self, table: Table, item) -> None:
         self._t = table
         self._f = item
 
     def __len__(self) -> int:
         return len(self._t)
 
-    def __getitem__(self, i):  # noqa: ANN001, ANN204
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return tuple(self._f(j) for j in range(*i.indices(len(self._t))))
         n = len(self._t)
@@ -322,75 +407,151 @@ _BACKEND_COLS = frozenset(
 )
 
 
+
 # ---------------------------------------------------------------- the builder
+
+# Bulk encoders: array typecode and range per SNMP type (big-endian after byteswap).
+_BULK = {
+    SnmpType.INTEGER: ("i", I32_MIN, I32_MAX),
+    SnmpType.GAUGE32: ("I", 0, U32_MAX),
+    SnmpType.TIMETICKS: ("I", 0, U32_MAX),
+    SnmpType.COUNTER64: ("Q", 0, U64_MAX),
+}
+assert array("i").itemsize == 4 and array("I").itemsize == 4 and array("Q").itemsize == 8
+_SWAP = sys.byteorder == "little"
 
 
 class _Builder:
-    """Appends cells in OID order into the shared buffers."""
+    """Encodes columns into segments, in OID order."""
 
     def __init__(self, root: Oid) -> None:
         self.prefix, rest = _compress(tuple(root))
         self.root_rest_len = len(rest)
         self.root_wire = struct.pack(f"!{len(rest)}I", *rest)
-        self.keys = bytearray()
-        self.values = bytearray()
-        self.key_offsets = array("I", [0])
-        self.value_offsets = array("I", [0])
-        self.head_ids = bytearray()
-        self.heads: list[bytes] = []
-        self._head_index: dict[tuple[int, int], int] = {}
-        self.dropped = 0
-        self.last_key = b""
+        self.segments: list[_Segment] = []
+        self.dropped = 0  # drops outside any segment (bad row indices)
 
-    def head(self, snmp_type: int, key_len: int) -> int:
-        """Shared `type, reserved, OID header, root sub-ids` prefix for a cell."""
-        k = (snmp_type, key_len)
-        h = self._head_index.get(k)
-        if h is None:
-            n_sub = self.root_rest_len + key_len // 4
-            h = len(self.heads)
-            if h > 255 or n_sub > 128:
+    def heads(self, snmp_type: int, ckey: bytes, rows: _Rows) -> dict[int, bytes]:
+        """`type, reserved, OID header, root sub-ids, column key` per suffix length."""
+        out = {}
+        for n in rows.lens:
+            n_sub = self.root_rest_len + (len(ckey) + n) // 4
+            if n_sub > 128:
                 raise ValueError("OID too long for AgentX")
-            self.heads.append(
-                struct.pack("!HHBBBB", snmp_type, 0, n_sub, self.prefix, 0, 0) + self.root_wire
+            out[n] = (
+                struct.pack("!HHBBBB", snmp_type, 0, n_sub, self.prefix, 0, 0)
+                + self.root_wire
+                + ckey
             )
-            self._head_index[k] = h
-        return h
+        return out
 
-    def add(self, head_id: int, key: bytes, value: bytes) -> None:
-        self.keys += key
-        self.key_offsets.append(len(self.keys))
-        self.values += value
-        self.value_offsets.append(len(self.values))
-        self.head_ids.append(head_id)
+    def column(
+        self,
+        ckey: bytes,
+        snmp_type: int,
+        name: str,
+        rows: _Rows,
+        raws: Sequence[object],
+        encode: Callable[[object], bytes],
+        *,
+        lo: int | None = None,
+        hi: int | None = None,
+        allowed: frozenset[int] | None = None,
+        none_absent: bool = True,
+    ) -> _Segment:
+        """Validate and encode one column (raws aligned with rows); bad cells dropped."""
+        seg = self._bulk(ckey, snmp_type, rows, raws, lo, hi, allowed)
+        if seg is None:
+            seg = self._cells(ckey, snmp_type, name, rows, raws, encode, none_absent)
+        self.segments.append(seg)
+        return seg
+
+    def _bulk(
+        self,
+        ckey: bytes,
+        snmp_type: int,
+        rows: _Rows,
+        raws: Sequence[object],
+        lo: int | None,
+        hi: int | None,
+        allowed: frozenset[int] | None,
+    ) -> _Segment | None:
+        """All cells plain ints within range: one array, no per-cell work (else None)."""
+        bulk = _BULK.get(snmp_type)  # type: ignore[call-overload]
+        if bulk is None or not raws or set(map(type, raws)) != {int}:
+            return None
+        code, tlo, thi = bulk
+        lo = tlo if lo is None else max(lo, tlo)
+        hi = thi if hi is None else min(hi, thi)
+        if min(raws) < lo or max(raws) > hi:  # type: ignore[type-var]
+            return None
+        if allowed is not None and not allowed.issuperset(raws):  # type: ignore[arg-type]
+            return None
+        a = array(code, raws)  # type: ignore[arg-type]
+        if _SWAP:
+            a.byteswap()
+        return _Segment(
+            ckey, self.heads(snmp_type, ckey, rows), rows, None, a.tobytes(), None, a.itemsize, 0
+        )
+
+    def _cells(
+        self,
+        ckey: bytes,
+        snmp_type: int,
+        name: str,
+        rows: _Rows,
+        raws: Sequence[object],
+        encode: Callable[[object], bytes],
+        none_absent: bool,
+    ) -> _Segment:
+        parts: list[bytes] = []
+        sel: list[int] = []
+        dropped = 0
+        for r, raw in enumerate(raws):
+            if raw is None and none_absent:  # unknown (e.g. no exact FIB entry): no cell, never 0
+                continue
+            try:
+                value = encode(raw)
+            except CellError as exc:
+                dropped += 1
+                _log_drop(name, ckey + rows.suffix(r), exc)
+                continue
+            parts.append(value)
+            sel.append(r)
+        widths = set(map(len, parts))
+        width = widths.pop() if len(widths) == 1 else 0
+        voff = None if width else array("I", accumulate(map(len, parts), initial=0))
+        return _Segment(
+            ckey,
+            self.heads(snmp_type, ckey, rows),
+            rows,
+            None if len(sel) == len(rows) else array("I", sel),
+            b"".join(parts),
+            voff,
+            width,
+            dropped,
+        )
 
     def drop(self, column: str, oid_key: bytes, exc: CellError) -> None:
         self.dropped += 1
-        key = (column, exc.kind)
-        rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
-        if key in _WARNED:
-            log.debug("cell dropped column=%s oid=.%s err=%s", column, format_oid(rel), exc)
-        else:
-            _WARNED.add(key)
-            log.warning(
-                "cell dropped column=%s oid=.%s err=%s (logged once per column and problem)",
-                column,
-                format_oid(rel),
-                exc,
-            )
+        _log_drop(column, oid_key, exc)
 
-    def finish(self, root: Oid) -> Table:
-        return Table(
-            root,
-            _Buffers(
-                bytes(self.keys),
-                self.key_offsets,
-                bytes(self.values),
-                self.value_offsets,
-                bytes(self.head_ids),
-                tuple(self.heads),
-            ),
-            self.dropped,
+    def finish(self, root: Oid, memo: object) -> Table:
+        return Table(root, self.segments, self.dropped, memo)
+
+
+def _log_drop(column: str, oid_key: bytes, exc: CellError) -> None:
+    key = (column, exc.kind)
+    rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
+    if key in _WARNED:
+        log.debug("cell dropped column=%s oid=.%s err=%s", column, format_oid(rel), exc)
+    else:
+        _WARNED.add(key)
+        log.warning(
+            "cell dropped column=%s oid=.%s err=%s (logged once per column and problem)",
+            column,
+            format_oid(rel),
+            exc,
         )
 
 
@@ -431,33 +592,6 @@ def _scalar_values(snapshot: Snapshot) -> list[tuple[AgentScalar, object, object
     return out
 
 
-def _vip_cells(row: VipRow) -> list[object]:
-    """Raw values of columns 2..20 (index 0 is column 2)."""
-    vip, c = row.vip, row.counters
-    active = sum(1 for b in vip.backends if b.used)
-    return [
-        vip.name,
-        INET_ADDRESS_IPV6 if vip.ip_version == 6 else INET_ADDRESS_IPV4,
-        ("inet", vip.address, vip.ip_version),
-        vip.prefix_length,
-        vip.protocol,
-        vip.port,
-        int(vip.encap),
-        TRUTH_TRUE if vip.src_ip_sticky else TRUTH_FALSE,
-        vip.flow_table_length,
-        len(vip.backends),
-        active,
-        OPER_UP if active else OPER_NO_ACTIVE_BACKENDS,
-        c.next_packets,
-        c.first_packets,
-        c.untracked_packets,
-        c.no_server_packets,
-        c.route_packets,
-        c.route_octets,
-        row.discontinuity_cs,
-    ]
-
-
 _VIP_COLUMNS = [c for c in VipColumn if c != VipColumn.INDEX]
 # Per-column range checks beyond the SNMP base type (MIB SYNTAX).
 _VIP_LIMITS = {
@@ -484,32 +618,71 @@ def _encode_vip(col: VipColumn, raw: object) -> bytes:
 
 def _backend_index(vip_index: int, b: Backend) -> bytes:
     """Index part of a backend row: vip_index, addr_type, addr_len, *addr octets."""
-    packed = _inet_bytes(b.address, b.ip_version)
+    version = b.ip_version
+    try:
+        # inet_pton (C) accepts exactly the canonical forms the parser emits;
+        # anything it refuses goes through ipaddress for the precise error.
+        packed = socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET, b.address)
+    except (OSError, TypeError, ValueError):
+        packed = _inet_bytes(b.address, version)
     atype = INET_ADDRESS_IPV6 if len(packed) == 16 else INET_ADDRESS_IPV4
     return struct.pack(f"!III{len(packed)}I", vip_index, atype, len(packed), *packed)
 
 
-def build_table(snapshot: Snapshot, root: Oid) -> Table:
-    """Validate and encode every cell of `snapshot` under `root`, in OID order."""
+def _enc_weight(value: object) -> bytes:
+    if type(value) is int and not 0 <= value <= 100:
+        raise CellError("out of range for column", str(value))
+    return enc_unsigned32(value)
+
+
+def _enc_inet(value: object) -> bytes:
+    return enc_octets(_inet_bytes(*value))  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    """What one build keeps for the next: its inputs and the segments they gave.
+
+    Only what is expensive to encode again is reused (strings, addresses,
+    the backend rows' order and index suffixes); integer columns are
+    re-encoded in bulk every time.
+    """
+
+    vip_rows: _Rows
+    vip_static: tuple[list, ...]  # addresses, versions, prefix lengths, protocols, ports
+    name_seg: _Segment
+    addr_seg: _Segment
+    b_owner: array  # per backend (VIP order, then VPP's): position of its VIP row
+    b_addrs: list[str]
+    b_order: array  # flat backend positions in OID order (bad and duplicate ones left out)
+    b_rows: _Rows
+    b_dropped: int
+    b_name_seg: _Segment
+
+
+def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) -> Table:
+    """Validate and encode every cell of `snapshot` under `root`, in OID order.
+
+    With `previous` (the table this one replaces) the encoded columns whose
+    inputs did not change are shared with it instead of encoded again: the
+    result is the same table either way.
+    """
     root = tuple(root)
     bld = _Builder(root)
+    memo = previous._memo if previous is not None and previous.root == root else None
+    if not isinstance(memo, _Memo):
+        memo = None
 
-    # Scalars: root.1.1.<scalar>.0
+    # Scalars: root.1.1.<scalar>.0, one segment each.
     agent = pack_oid(AGENT)
+    zero = _Rows([_U32.pack(0)])
     for scalar, raw, enc in _scalar_values(snapshot):
-        key = agent + _U32.pack(scalar) + _U32.pack(0)
-        try:
-            if enc == "inet":
-                value = enc_octets(_inet_bytes(*raw))  # type: ignore[misc]
-            else:
-                value = enc(raw)  # type: ignore[operator]
-        except CellError as exc:
-            bld.drop(scalar.mib_name, key, exc)
-            continue
-        bld.add(bld.head(scalar.snmp_type, len(key)), key, value)
+        encode = _enc_inet if enc == "inet" else enc
+        ckey = agent + _U32.pack(scalar)
+        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)  # type: ignore[arg-type]
 
     # VIP rows: validate the index, then lay the table out column by column.
-    rows: list[tuple[bytes, VipRow]] = []
+    rows: list[VipRow] = []
     seen: set[int] = set()
     for row in sorted(snapshot.rows, key=lambda r: r.vip.index):
         idx = row.vip.index
@@ -521,82 +694,181 @@ def build_table(snapshot: Snapshot, root: Oid) -> Table:
             )
             continue
         seen.add(idx)
-        rows.append((_U32.pack(idx), row))
+        rows.append(row)
+    del seen
+    vips = [r.vip for r in rows]
+    vrows = _Rows([_U32.pack(v.index) for v in vips])
+    if memo is not None and memo.vip_rows.suf == vrows.suf:
+        vrows = memo.vip_rows
+    static = (
+        [v.address for v in vips],
+        [v.ip_version for v in vips],
+        [v.prefix_length for v in vips],
+        [v.protocol for v in vips],
+        [v.port for v in vips],
+    )
+    same_static = memo is not None and memo.vip_rows is vrows and memo.vip_static == static
+    names: list[object] | None = None
 
     entry = pack_oid(VIP_ENTRY)
-    cells = [_vip_cells(r) for _, r in rows]
-    for ci, col in enumerate(_VIP_COLUMNS):
-        col_key = entry + _U32.pack(col)
-        head_id = bld.head(col.snmp_type, len(col_key) + 4)
-        enc = _ENCODERS[col.snmp_type]
-        plain = col not in _VIP_LIMITS and col not in (
-            VipColumn.ADDRESS, VipColumn.PREFIX_LENGTH, VipColumn.ENCAP
+    counters = [r.counters for r in rows]
+    actives = [len([b for b in v.backends if b.used]) for v in vips]
+    name_seg = addr_seg = None
+    for col in _VIP_COLUMNS:
+        ckey = entry + _U32.pack(col)
+        if col == VipColumn.NAME or col == VipColumn.ADDRESS:
+            if same_static:
+                assert memo is not None
+                seg = memo.name_seg if col == VipColumn.NAME else memo.addr_seg
+                bld.segments.append(seg)
+            elif col == VipColumn.NAME:
+                names = [v.name for v in vips]
+                seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, names,
+                                 partial(_encode_vip, col))  # fmt: skip
+            else:
+                raws = [("inet", a, ver) for a, ver in zip(static[0], static[1])]
+                seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, raws,
+                                 partial(_encode_vip, col))  # fmt: skip
+            if col == VipColumn.NAME:
+                name_seg = seg
+            else:
+                addr_seg = seg
+            continue
+        raws = _vip_column(col, rows, vips, counters, actives, static)
+        bld.column(
+            ckey,
+            col.snmp_type,
+            col.mib_name,
+            vrows,
+            raws,
+            partial(_encode_vip, col),
+            lo=0 if col in _VIP_RANGES else None,
+            hi=_VIP_RANGES.get(col),
+            allowed=_ENCAP_VALUES if col == VipColumn.ENCAP else None,
         )
-        for (idx_key, _), raw in zip(rows, cells):
-            if raw[ci] is None:  # unknown (e.g. no exact FIB entry): no cell, never 0
-                continue
-            key = col_key + idx_key
-            try:
-                value = enc(raw[ci]) if plain else _encode_vip(col, raw[ci])
-            except CellError as exc:
-                bld.drop(col.mib_name, key, exc)
-                continue
-            bld.add(head_id, key, value)
-    del cells
+    del counters, actives
 
     # Backend rows, sorted by their index (vip, type, len, address octets).
-    brows: list[tuple[bytes, str, Backend]] = []
-    for idx_key, row in rows:
-        vip = row.vip
-        for b in vip.backends:
-            try:
-                index = _backend_index(vip.index, b)
-            except CellError as exc:
-                bld.drop("vppLbBackendAddress", entry, exc)
-                continue
-            brows.append((index, vip.name, b))
-    brows.sort(key=lambda t: t[0])
-    unique: list[tuple[bytes, str, Backend]] = []
-    for t in brows:
-        if unique and unique[-1][0] == t[0]:
-            bld.drop(
-                "vppLbBackendAddress",
-                pack_oid(BACKEND_ENTRY) + t[0],
-                CellError("duplicate backend", t[2].address),
-            )
-            continue
-        unique.append(t)
+    backs = [b for v in vips for b in v.backends]
+    owner = array("I", [k for k, v in enumerate(vips) for _ in v.backends])
+    addrs = [b.address for b in backs]
+    if (
+        memo is not None
+        and memo.vip_rows is vrows
+        and memo.b_owner == owner
+        and memo.b_addrs == addrs
+    ):
+        order, brows, b_dropped = memo.b_order, memo.b_rows, memo.b_dropped
+        bld.dropped += b_dropped
+    else:
+        order, brows, b_dropped = _backend_rows(bld, vips, backs, owner)
+    same_brows = memo is not None and memo.b_rows is brows
+    del addrs
+    sb = [backs[j] for j in order]
 
     bentry = pack_oid(BACKEND_ENTRY)
-    for col in (
-        BackendColumn.STATE,
-        BackendColumn.WEIGHT,
-        BackendColumn.BUCKETS,
-        BackendColumn.FLOWS,
-        BackendColumn.NAME,
-    ):
-        col_key = bentry + _U32.pack(col)
-        enc = _ENCODERS[col.snmp_type]
-        for index, vip_name, b in unique:
-            key = col_key + index
-            try:
-                if col == BackendColumn.STATE:
-                    value = enc_integer(BACKEND_USED if b.used else BACKEND_REMOVED)
-                elif col == BackendColumn.WEIGHT:
-                    if b.weight is None:
-                        continue
-                    if type(b.weight) is int and not 0 <= b.weight <= 100:
-                        raise CellError("out of range for column", str(b.weight))
-                    value = enc(b.weight)
-                elif col == BackendColumn.BUCKETS:
-                    value = enc(b.buckets)
-                elif col == BackendColumn.FLOWS:
-                    value = enc(b.flows)
-                else:
-                    value = enc(f"{b.address} via {vip_name}")
-            except CellError as exc:
-                bld.drop(col.mib_name, key, exc)
-                continue
-            bld.add(bld.head(col.snmp_type, len(key)), key, value)
+    for col, raws, encode, kw in (
+        (BackendColumn.STATE, [BACKEND_USED if b.used else BACKEND_REMOVED for b in sb],
+         enc_integer, {}),
+        (BackendColumn.WEIGHT, [b.weight for b in sb], _enc_weight, {"lo": 0, "hi": 100}),
+        (BackendColumn.BUCKETS, [b.buckets for b in sb], enc_unsigned32, {"none_absent": False}),
+        (BackendColumn.FLOWS, [b.flows for b in sb], enc_unsigned32, {"none_absent": False}),
+    ):  # fmt: skip
+        bld.column(bentry + _U32.pack(col), col.snmp_type, col.mib_name, brows, raws, encode, **kw)
+    del sb
+    col = BackendColumn.NAME
+    if same_static and same_brows:
+        assert memo is not None
+        b_name_seg = memo.b_name_seg
+        bld.segments.append(b_name_seg)
+    else:
+        if names is None:
+            names = [v.name for v in vips]
+        raws = [f"{backs[j].address} via {names[owner[j]]}" for j in order]
+        b_name_seg = bld.column(bentry + _U32.pack(col), col.snmp_type, col.mib_name, brows, raws,
+                                enc_display, none_absent=False)  # fmt: skip
+    assert name_seg is not None and addr_seg is not None
+    next_memo = _Memo(
+        vrows, static, name_seg, addr_seg, owner, [b.address for b in backs], order, brows,
+        b_dropped, b_name_seg,
+    )  # fmt: skip
+    return bld.finish(root, next_memo)
 
-    return bld.finish(root)
+
+def _vip_column(
+    col: VipColumn,
+    rows: list[VipRow],
+    vips: list,
+    counters: list,
+    actives: list[int],
+    static: tuple[list, ...],
+) -> list[object]:
+    """Raw values of one VIP column (not NAME/ADDRESS), aligned with rows."""
+    if col == VipColumn.ADDRESS_TYPE:
+        return [INET_ADDRESS_IPV6 if ver == 6 else INET_ADDRESS_IPV4 for ver in static[1]]
+    if col == VipColumn.PREFIX_LENGTH:
+        return static[2]
+    if col == VipColumn.PROTOCOL:
+        return static[3]
+    if col == VipColumn.PORT:
+        return static[4]
+    if col == VipColumn.ENCAP:
+        return [int(v.encap) for v in vips]
+    if col == VipColumn.SRC_IP_STICKY:
+        return [TRUTH_TRUE if v.src_ip_sticky else TRUTH_FALSE for v in vips]
+    if col == VipColumn.FLOW_TABLE_LENGTH:
+        return [v.flow_table_length for v in vips]
+    if col == VipColumn.BACKEND_COUNT:
+        return [len(v.backends) for v in vips]
+    if col == VipColumn.ACTIVE_BACKEND_COUNT:
+        return actives
+    if col == VipColumn.OPER_STATUS:
+        return [OPER_UP if a else OPER_NO_ACTIVE_BACKENDS for a in actives]
+    if col == VipColumn.DISCONTINUITY_TIME:
+        return [r.discontinuity_cs for r in rows]
+    field = _COUNTER_FIELDS[col]
+    return [getattr(c, field) for c in counters]
+
+
+_COUNTER_FIELDS = {
+    VipColumn.NEXT_PACKETS: "next_packets",
+    VipColumn.FIRST_PACKETS: "first_packets",
+    VipColumn.UNTRACKED_PACKETS: "untracked_packets",
+    VipColumn.NO_SERVER_PACKETS: "no_server_packets",
+    VipColumn.ROUTE_PACKETS: "route_packets",
+    VipColumn.ROUTE_OCTETS: "route_octets",
+}
+# Bulk-path ranges (the cell path, `_encode_vip`, reports the same limits).
+_VIP_RANGES = {**_VIP_LIMITS, VipColumn.PREFIX_LENGTH: 128}
+
+
+def _backend_rows(
+    bld: _Builder, vips: list, backs: list[Backend], owner: array
+) -> tuple[array, _Rows, int]:
+    """(flat positions in OID order, their index suffixes, cells dropped)."""
+    before = bld.dropped
+    entry = pack_oid(VIP_ENTRY)
+    keys: list[bytes] = []
+    pos: list[int] = []
+    for j, (k, b) in enumerate(zip(owner, backs)):
+        try:
+            keys.append(_backend_index(vips[k].index, b))
+        except CellError as exc:
+            bld.drop("vppLbBackendAddress", entry, exc)
+            continue
+        pos.append(j)
+    parts: list[bytes] = []
+    order: list[int] = []
+    bentry = pack_oid(BACKEND_ENTRY)
+    for t in sorted(range(len(keys)), key=keys.__getitem__):  # stable: first one wins
+        kb = keys[t]
+        if parts and parts[-1] == kb:
+            bld.drop(
+                "vppLbBackendAddress",
+                bentry + kb,
+                CellError("duplicate backend", backs[pos[t]].address),
+            )
+            continue
+        parts.append(kb)
+        order.append(pos[t])
+    return array("I", order), _Rows(parts), bld.dropped - before
