@@ -4,6 +4,14 @@
     .venv/bin/python bench/profile_walk.py --agents ours,trivial --reps 7
     .venv/bin/python bench/profile_walk.py --switch-s 0.005       # agent GIL interval (default 0.0005)
     .venv/bin/python bench/profile_walk.py --pyspy /tmp/spy       # + py-spy profile of one walk
+    taskset -c 0 .venv/bin/python bench/profile_walk.py           # everything on one vCPU
+
+Read "other" before anything else. On the 2-vCPU VM the walk has two modes:
+with the second vCPU idle, agent, snmpd and client spread over both and every
+hand-over is a cross-vCPU wake-up (all three processes' CPU, mostly system
+time, grows ~5x: ~70 us per varbind); with the second vCPU busy (other > 0)
+or under `taskset -c 0`, hand-overs stay on one vCPU (~13 us per varbind).
+Compare figures of the same mode only.
 
 Each agent runs in its own process behind its own private snmpd (all up at
 once, walks interleaved), serving the VIP table of `make_snapshot(n, 8
