@@ -99,3 +99,33 @@ def test_scrape_withdraw_recover_and_state_across_agent_restart(
         assert next_packets(pipeline2)[a] == 161
     finally:
         source2.close()
+
+
+def test_incremental_tables_equal_fresh_builds_and_survivors_are_frozen(
+    make_vpp: Callable[..., EmulatedVpp], short_tmpdir: str
+) -> None:
+    import gc
+
+    from agentx_lb.table import build_table
+
+    vpp = make_vpp(workers=2)
+    a = vpp.add_vip("192.0.2.10/32", protocol=6, port=80)
+    vpp.add_backend(a, "10.0.0.1")
+    vpp.add_backend(a, "10.0.0.2")
+    published: list[Any] = []
+    pipeline, source = make(vpp, os.path.join(short_tmpdir, "c.json"), published, Clock())
+    try:
+        gc.unfreeze()
+        for step in range(4):
+            if step == 2:
+                vpp.set_flows(a, "10.0.0.2", 7)
+            vpp.traffic(a, thread=1, next_packets=step + 1)
+            snapshot = pipeline.tick()
+            fresh = build_table(snapshot, DEFAULT_ROOT)
+            assert list(zip(published[-1].oids, published[-1].varbinds)) == list(
+                zip(fresh.oids, fresh.varbinds)
+            )
+            assert gc.get_freeze_count() > 0  # the survivors left the collector's generations
+    finally:
+        gc.unfreeze()
+        source.close()
