@@ -270,7 +270,9 @@ class Table:
     access; the protocol loop uses the byte-level methods instead).
     """
 
-    __slots__ = ("_ckeys", "_memo", "_n", "_segs", "_starts", "dropped", "root", "root_key")
+    __slots__ = (
+        "_ckeys", "_last", "_memo", "_n", "_segs", "_starts", "dropped", "root", "root_key"
+    )
 
     def __init__(
         self, root: Oid, segments: Sequence[_Segment] = (), dropped: int = 0, memo: object = None
@@ -287,6 +289,9 @@ class Table:
         # cells rejected by validation in this build (reused columns included)
         self.dropped = dropped + sum(s.dropped for s in self._segs)
         self._memo = memo  # what the next build may reuse (see build_table)
+        # (first index, end index, segment) of the last lookup: a walk stays in
+        # one column for many cells. One tuple, replaced whole (thread-safe).
+        self._last: tuple[int, int, _Segment | None] = (0, 0, None)
 
     @classmethod
     def empty(cls, root: Oid) -> Table:
@@ -298,20 +303,38 @@ class Table:
     # ---- byte-level access (the protocol loop's hot path)
 
     def _at(self, i: int) -> tuple[_Segment, int]:
+        lo, hi, seg = self._last
+        if lo <= i < hi:
+            return seg, i - lo  # type: ignore[return-value]
         if not 0 <= i < self._n:
             raise IndexError(i)
         s = bisect_right(self._starts, i) - 1
-        return self._segs[s], i - self._starts[s]
+        lo = self._starts[s]
+        seg = self._segs[s]
+        self._last = (lo, lo + seg.n, seg)
+        return seg, i - lo
 
     def key(self, i: int) -> bytes:
         """Sub-ids below the root of cell i, packed big-endian (sorts like OIDs)."""
         seg, p = self._at(i)
-        return seg.ckey + seg.suffix(p)
+        sel = seg.sel
+        r = p if sel is None else sel[p]
+        off = seg.rows.off
+        return seg.ckey + seg.rows.suf[off[r] : off[r + 1]]
 
     def varbind(self, i: int) -> bytes:
         seg, p = self._at(i)
-        suffix = seg.suffix(p)
-        return b"".join((seg.heads[len(suffix)], suffix, seg.value(p)))
+        sel = seg.sel
+        r = p if sel is None else sel[p]
+        off = seg.rows.off
+        a, b = off[r], off[r + 1]
+        w = seg.width
+        if w:
+            value = seg.vals[p * w : p * w + w]
+        else:
+            vo = seg.voff
+            value = seg.vals[vo[p] : vo[p + 1]]  # type: ignore[index]
+        return b"".join((seg.heads[b - a], seg.rows.suf[a:b], value))
 
     def search(self, key: bytes, include: bool) -> int:
         """Index of the first cell with key >= key (include) or > key (not include)."""
