@@ -347,3 +347,16 @@ def test_close_then_read_again(vpp: EmulatedVpp, sources: Callable[..., VppSourc
     src.close()
     assert not src.connected
     assert src.read().vips == ()
+
+
+def test_cli_reply_repr_is_short(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
+    """vpp_papi formats the repr of every reply; ours must not copy megabytes of CLI text."""
+    index = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+    for n in range(200):
+        vpp.add_backend(index, f"10.0.{n // 250}.{n % 250 + 1}")
+    source = sources(vpp)
+    source.read()
+    reply = source._client.api.cli_inband(cmd="show lb vips verbose")
+    assert type(reply).__name__ == "cli_inband_reply"  # vpp_papi matches replies by name
+    assert len(reply.reply) > 5000
+    assert repr(reply) == f"cli_inband_reply(retval=0, reply=<{len(reply.reply)} chars>)"

@@ -247,6 +247,7 @@ class VppSource:
         self._api_generation += 1
         try:
             self._validate_messages()
+            self._shorten_cli_reply_repr()
             self._vpp_version = self._read_version()
         except BaseException:
             self._disconnect_api()
@@ -268,6 +269,30 @@ class VppSource:
                 f"api socket {self.api_socket}: VPP lacks or has other CRCs for"
                 f" {', '.join(absent)} (api definitions do not match this VPP)"
             )
+
+    def _shorten_cli_reply_repr(self) -> None:
+        """Give `cli_inband_reply` a short repr.
+
+        vpp_papi formats `"Return value: {!r}".format(reply)` after every call
+        even with DEBUG off; for `show lb vips verbose` that is a repr of
+        megabytes of text, one C call that holds the GIL for tens of ms and
+        stalls the AgentX loop. The reply type is a namedtuple that vpp_papi
+        matches by `__name__`, so a same-named subclass changes nothing else.
+        """
+        msg = self._client.messages.get("cli_inband_reply")
+        if msg is None or getattr(msg.tuple, "_short_repr", False):
+            return
+        base = msg.tuple
+
+        class _CliInbandReply(base):  # type: ignore[misc, valid-type]
+            __slots__ = ()
+            _short_repr = True
+
+            def __repr__(self) -> str:
+                return f"{base.__name__}(retval={self.retval}, reply=<{len(self.reply)} chars>)"
+
+        _CliInbandReply.__name__ = _CliInbandReply.__qualname__ = base.__name__
+        msg.tuple = _CliInbandReply
 
     def _read_version(self) -> str:
         api = self._client.api
