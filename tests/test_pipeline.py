@@ -6,6 +6,7 @@ injected through the constructor.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -416,3 +417,27 @@ def test_run_stops_when_event_set() -> None:
     assert not thread.is_alive()
     assert not crashed.is_set()
     assert p.ticks == 1
+
+
+def test_tick_pauses_automatic_gc_and_restores_it() -> None:
+    seen: list[bool] = []
+
+    class GcWatchingSource(FakeSource):
+        def read(self) -> RawScrape:
+            seen.append(gc.isenabled())
+            return super().read()
+
+    h = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")])
+    h.source = GcWatchingSource(h.clock, h.source.script)
+    p = h.pipeline()
+    assert gc.isenabled()
+    p.tick()  # success path
+    p.tick()  # failure path
+    assert seen == [False, False]  # no automatic collection while a tick runs
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        p.tick()
+        assert not gc.isenabled()  # a caller's own choice is left alone
+    finally:
+        gc.enable()
