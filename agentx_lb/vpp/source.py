@@ -36,6 +36,7 @@ from typing import Any
 
 from vpp_papi import VPPApiClient
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
+from vpp_papi.vpp_serializer import VPPType
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
 from agentx_lb.model import RawScrape, Vip
@@ -111,6 +112,30 @@ def _mapped(kind: str, path: str, timeout_s: float) -> Iterator[None]:
         struct.error,
     ) as exc:
         raise SourceDataError(f"{kind} socket {path}: unusable answer ({exc!r})") from exc
+
+
+class _ApiClient(VPPApiClient):  # type: ignore[misc]
+    """vpp_papi's client with `has_context` that does not leak a class per message.
+
+    vpp_papi 2.4 builds a new `VPPType` (a namedtuple class: a reference cycle
+    of ~30 objects) for every message its reader thread receives. Only the
+    cyclic GC frees those, and the agent keeps its long-lived objects out of
+    the cyclic GC's reach (pipeline.py), so they would pile up. The header
+    layout is fixed; build it once.
+    """
+
+    _header_with_context = VPPType(
+        "header_with_context",
+        [["u16", "msgid"], ["u32", "client_index"], ["u32", "context"]],
+    )
+
+    def has_context(self, msg: bytes) -> bool | None:
+        if len(msg) < 10:
+            return False
+        (i, _ci, context), _size = self._header_with_context.unpack(msg, 0)
+        if self.id_names[i] == "rx_thread_exit":
+            return None
+        return "context" in self.id_msgdef[i].field_by_name and context >= 0
 
 
 class VppSource:
@@ -207,7 +232,7 @@ class VppSource:
         with _mapped("api", self.api_socket, self.timeout_s), warnings.catch_warnings():
             # vpp_papi 2.4.2 bootstraps with the deprecated importlib.resources.open_text.
             warnings.simplefilter("ignore", DeprecationWarning)
-            return VPPApiClient(**kwargs)
+            return _ApiClient(**kwargs)
 
     def _api_files(self, api_dir: str) -> list[str]:
         found: dict[str, str] = {}
