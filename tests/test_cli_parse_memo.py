@@ -182,6 +182,38 @@ def test_the_memo_holds_only_the_last_parse() -> None:
     assert not parser._known and not parser._whole and not parser._headers
 
 
+def test_the_memo_keeps_no_copy_of_vpp_shaped_backend_lines() -> None:
+    # White box, for memory: in VPP's shape the lines are the tail's own and are
+    # split out again when needed; kept only where they are not (CRLF).
+    parser = VipParser()
+    vips = _model(3)
+    _check(parser, _render(vips))
+    assert [k.lines for k in parser._known.values()] == [None] * 3
+    vips[0].backends[1].flows = 42  # the fast path builds the next entry
+    _check(parser, _render(vips))
+    assert [k.lines for k in parser._known.values()] == [None] * 3
+    crlf = VipParser()
+    _check(crlf, _render(vips, crlf=True))
+    assert all(k.lines is not None and len(k.lines) == 3 for k in crlf._known.values())
+
+
+@pytest.mark.parametrize("six", [False, True])
+def test_a_changed_line_shares_the_address_string(six: bool) -> None:
+    vips = [
+        _Vip(
+            1,
+            kind="ip6-gre6" if six else "ip4-gre4",
+            backends=[_As("2001:db8::a" if six else "10.0.0.1")],
+        )
+    ]
+    parser = VipParser()
+    first = _check(parser, _render(vips))
+    vips[0].backends[0].flows = 5
+    second = _check(parser, _render(vips))
+    assert second.vips[0].backends[0].flows == 5
+    assert second.vips[0].backends[0].address is first.vips[0].backends[0].address
+
+
 def test_vip_fields_are_the_ones_the_memo_copies() -> None:
     # `_with_backends` builds a Vip positionally: a new field must be added there.
     assert [f.name for f in dataclasses.fields(Vip)] == [

@@ -26,6 +26,7 @@ import functools
 import ipaddress
 import operator
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from agentx_lb.errors import CliParseError
@@ -55,9 +56,7 @@ _U16_MAX = 0xFFFF
 _U32_MAX = 0xFFFFFFFF
 
 _N = "([0-9]{1,20})"  # ASCII digits only (int() would accept other scripts' digits)
-_HEADER = re.compile(
-    rf"^\s*(\S+) \[{_N}\] (\S+?)/{_N}((?: +(?:src_ip_sticky|removed))*)\s*$"
-)
+_HEADER = re.compile(rf"^\s*(\S+) \[{_N}\] (\S+?)/{_N}((?: +(?:src_ip_sticky|removed))*)\s*$")
 _NEW_SIZE = re.compile(r"^new_size:\s*([0-9]{1,20})$")
 _PROTO_PORT = re.compile(r"^protocol:([0-9]{1,20}) port:([0-9]{1,20})$")
 _DSCP = re.compile(r"^dscp:([0-9]{1,20})$")
@@ -67,9 +66,7 @@ _COUNTERS = re.compile(r"^counters:$")
 _COUNTER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9 _-]*: [0-9]{1,20}$")
 _AS_COUNT = re.compile(r"^#as:\s*([0-9]{1,20})$")
 _AS_OLD = re.compile(rf"^(\S+) {_N} buckets +{_N} flows +dpo:{_N} +(used|removed)$")
-_AS_MASTER = re.compile(
-    rf"^(\S+) weight:{_N} buckets:{_N} flows:{_N} dpo:{_N} +(used|removed)$"
-)
+_AS_MASTER = re.compile(rf"^(\S+) weight:{_N} buckets:{_N} flows:{_N} dpo:{_N} +(used|removed)$")
 
 
 class ParsedVips(NamedTuple):
@@ -87,25 +84,40 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-@functools.lru_cache(maxsize=1 << 10)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    # Cached: the same backend addresses come back every scrape, and ipaddress
-    # parsing dominates the parse of a large VIP list.
     # ipaddress also accepts scope ids ("fe80::1%eth0") which VPP never prints.
     if "%" in text:
         raise ValueError("scope id")
     return ipaddress.ip_address(text)
 
 
-@functools.lru_cache(maxsize=1 << 17)
+# Dotted decimal without leading zeros: how VPP prints IPv4, and already the
+# canonical text, so the common case needs neither ipaddress nor a cache.
+_IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_CANONICAL = re.compile(rf"(?:{_IPV4_OCTET}\.){{3}}{_IPV4_OCTET}")
+
+
 def _canonical(text: str) -> tuple[int, str, int]:
     """(version, canonical text, max prefix length); ValueError if not an address."""
+    if _IPV4_CANONICAL.fullmatch(text) is not None:
+        return 4, text, 32
+    return _canonical_other(text)
+
+
+# Small on purpose: an entry costs ~300 bytes and the parser asks only for
+# addresses it has not seen in the same place last scrape (see _parse_tail).
+@functools.lru_cache(maxsize=1 << 12)
+def _canonical_other(text: str) -> tuple[int, str, int]:
     addr = _address(text)
     return addr.version, addr.compressed, addr.max_prefixlen
 
 
-def _parse_backend(s: str) -> Backend | str:
-    """A backend line (stripped) -> its Backend, or the reason it is not one."""
+def _parse_backend(s: str, known_address: str = "") -> Backend | str:
+    """A backend line (stripped) -> its Backend, or the reason it is not one.
+
+    `known_address`: the canonical address the same line had last scrape; the
+    new Backend shares that string when the line still names it.
+    """
     weight: int | None = None
     if (m := _AS_OLD.match(s)) is not None:
         addr_text, buckets, flows, _, state = m.groups()
@@ -114,10 +126,13 @@ def _parse_backend(s: str) -> Backend | str:
         weight = int(raw_weight)
     else:
         return "unexpected line in backends"
-    try:
-        address = _canonical(addr_text)[1]
-    except ValueError:
-        return "bad backend address"
+    if addr_text == known_address:
+        address = known_address
+    else:
+        try:
+            address = _canonical(addr_text)[1]
+        except ValueError:
+            return "bad backend address"
     return Backend(address, int(buckets), int(flows), state == "used", weight)
 
 
@@ -333,7 +348,8 @@ def _parse_tail(tail: str, known: _Known) -> _Known | None:
     """A block's text after its counter lines, given the same VIP's block in
     the last parse, with the same text before them. None if anything is
     unusual: the caller then parses the whole block, which finds the problem."""
-    n = len(known.lines)
+    n = len(known.vip.backends)
+    known_lines = known.backend_lines()
     if "\r" not in tail:
         # VPP's shape: the same `#as:` line as before, as many backend lines,
         # then blank lines. Only the lines that changed are parsed.
@@ -343,11 +359,11 @@ def _parse_tail(tail: str, known: _Known) -> _Known | None:
             del lines[0]
             backends = list(known.vip.backends)
             moved = False  # a backend line now names another address
-            changed = list(map(operator.ne, lines, known.lines))
+            changed = list(map(operator.ne, lines, known_lines))
             i = -1
             for _ in range(changed.count(True)):
                 i = changed.index(True, i + 1)
-                parsed = _parse_backend(lines[i].strip())
+                parsed = _parse_backend(lines[i].strip(), backends[i].address)
                 if parsed.__class__ is str:
                     return None
                 moved = moved or parsed.address != backends[i].address  # type: ignore[union-attr]
@@ -355,9 +371,9 @@ def _parse_tail(tail: str, known: _Known) -> _Known | None:
             if moved and len(set(map(_ADDRESS, backends))) != n:
                 return None
             vip = _with_backends(known.vip, tuple(backends))
-            return _Known(tail, vip, tuple(lines), known.as_line)
+            return _Known(tail, vip, None, known.as_line)
     # Any other shape: line by line, as the counters section would.
-    seen = dict(zip(known.lines, known.vip.backends))
+    seen = dict(zip(known_lines, known.vip.backends))
     counting = True  # still in the counters section: before `#as:`
     as_count = -1
     found: list[Backend] = []
@@ -390,7 +406,7 @@ def _parse_tail(tail: str, known: _Known) -> _Known | None:
     if len(set(map(_ADDRESS, found))) != len(found):
         return None
     vip = _with_backends(known.vip, tuple(found))
-    return _Known(tail, vip, tuple(found_lines), _as_line(tail))
+    return _Known.of(tail, vip, found_lines)
 
 
 _ADDRESS = operator.attrgetter("address")
@@ -407,10 +423,29 @@ class _Known(NamedTuple):
 
     tail: str  # the text after the counter lines
     vip: Vip
-    # The backend lines (CR removed), one per vip.backends. A tuple of str:
-    # the garbage collector stops tracking it, unlike a list.
-    lines: tuple[str, ...]
+    # The backend lines (CR removed), one per vip.backends, or None when they
+    # are the tail's lines 1..n (VPP's shape): then they are split out of the
+    # tail again when needed rather than kept, ~8 MB at 80,000 backends.
+    lines: tuple[str, ...] | None
     as_line: str | None  # the tail's first line if it is the `#as:` line
+
+    @classmethod
+    def of(cls, tail: str, vip: Vip, lines: Sequence[str]) -> _Known:
+        as_line = _as_line(tail)
+        n = len(lines)
+        if (
+            as_line is not None
+            and "\r" not in tail
+            and tail.split("\n", n + 1)[1 : n + 1] == list(lines)
+        ):
+            return cls(tail, vip, None, as_line)
+        return cls(tail, vip, tuple(lines), as_line)
+
+    def backend_lines(self) -> Sequence[str]:
+        if self.lines is not None:
+            return self.lines
+        n = len(self.vip.backends)
+        return self.tail.split("\n", n + 1)[1 : n + 1]
 
 
 class _LineNumbers:
@@ -495,7 +530,7 @@ class VipParser:
                 if result is None:
                     result, backends = _parse_block(block, header)
                     if m is not None and isinstance(result, Vip):
-                        known_now[head] = _Known(tail, result, backends, _as_line(tail))
+                        known_now[head] = _Known.of(tail, result, backends)
                     else:
                         whole_now[block] = result
                 else:
