@@ -11,16 +11,15 @@ traceback and re-raised, so the process exits and systemd restarts it.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
+from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
 from agentx_lb.model import Health, RawScrape, Snapshot, VipRow
 from agentx_lb.oids import Oid
 
@@ -143,7 +142,7 @@ class Pipeline:
 
     def tick(self) -> Snapshot:
         """One scrape; publishes and returns the snapshot served from now on."""
-        with _gc_paused():
+        with gc_paused():
             return self._tick()
 
     def _tick(self) -> Snapshot:
@@ -229,7 +228,8 @@ class Pipeline:
         self._publish(table)
         self._table = table
         self.snapshot = snapshot
-        _freeze_survivors(self.ticks)
+        freeze_survivors(self.ticks)
+        release_free_heap()
         return snapshot
 
     def run(self, stop: Waiter) -> None:
@@ -266,45 +266,6 @@ def run_in_thread(
     thread = threading.Thread(target=target, name="scrape", daemon=True)
     thread.start()
     return thread
-
-
-# Every this many ticks the frozen set is handed back to the collector, so
-# any garbage cycle frozen meanwhile is reclaimed: one full collection per
-# hour at 5 s. A scrape itself makes none (test_source: no cyclic garbage).
-UNFREEZE_EVERY_TICKS = 720
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No automatic cyclic collection during a tick.
-
-    A tick allocates ~10^5 objects at 10,000 VIPs; each automatic pass over
-    them holds the GIL for tens of ms while the AgentX loop waits. Garbage
-    from a tick is freed by reference counting; the survivors are frozen at
-    its end (`_freeze_survivors`), so re-enabling finds nothing young to walk.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _freeze_survivors(tick: int) -> None:
-    """Move everything alive now out of the cyclic GC's reach (`gc.freeze`).
-
-    After a publish almost every live object is long-lived (the parser's
-    memo, the rows, the table). Left in the oldest generation, each full
-    collection walks all of them with the GIL held: ~100 ms at 10,000 VIPs,
-    which the protocol loop spends waiting. Frozen objects are still freed by
-    reference counting; garbage cycles among them wait for the periodic unfreeze.
-    """
-    if tick % UNFREEZE_EVERY_TICKS == 0:
-        gc.unfreeze()
-        return
-    gc.freeze()
 
 
 def _table_shape(rows: tuple[VipRow, ...]) -> tuple[object, ...]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agentx_lb import pipeline
 from agentx_lb.errors import CliParseError, SourceDataError, SourceUnavailableError
 from agentx_lb.model import (
     Backend,
@@ -217,7 +218,6 @@ def test_last_change_moves_only_when_identities_change() -> None:
     assert changes == [0, 0, 200, 300]
 
 
-
 def test_last_change_follows_backend_rows_and_state_not_flows() -> None:
     def with_backends(*backends: Backend) -> RawScrape:
         return raw(replace(vip(1), backends=backends))
@@ -238,6 +238,7 @@ def test_last_change_follows_backend_rows_and_state_not_flows() -> None:
         changes.append(p.tick().health.vip_table_last_change_cs)
         h.clock.now += 1.0
     assert changes == [0, 0, 200, 300, 300]
+
 
 def test_parser_problems_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     bad = CliParseError(3, "  weird line", "unknown line")
@@ -417,6 +418,15 @@ def test_run_stops_when_event_set() -> None:
     assert not thread.is_alive()
     assert not crashed.is_set()
     assert p.ticks == 1
+
+
+def test_each_publish_releases_free_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(pipeline, "release_free_heap", lambda: calls.append(1) or True)
+    p = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")]).pipeline()
+    p.tick()
+    p.tick()
+    assert calls == [1, 1]  # after a good scrape and after a failed one
 
 
 def test_tick_pauses_automatic_gc_and_restores_it() -> None:
