@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import gc
+import struct
 from collections.abc import Callable, Iterator
 
 import pytest
+from vpp_papi.vpp_serializer import String
 
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.errors import SourceDataError, SourceUnavailableError
 from agentx_lb.model import Encap, LbSettings, VipCounters
 from agentx_lb.reduce import LB_COUNTER_NAMES, reduce, sum_counters
-from agentx_lb.vpp.source import VppSource
+from agentx_lb.vpp.source import VppSource, _OneCopyString
 
 MakeVpp = Callable[..., EmulatedVpp]
 
@@ -382,3 +384,41 @@ def test_reads_leave_no_cyclic_garbage(vpp: EmulatedVpp, sources: Callable[..., 
     finally:
         if was_enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00\x00\x00\x00",  # empty string
+        b"\x00\x00\x00\x05hello",
+        b"xx\x00\x00\x00\x03abcyy",  # at an offset, with bytes after it
+        b"\x00\x00\x00\x04a\xffb\x80",  # non-ASCII bytes become U+FFFD, as in vpp_papi
+    ],
+)
+def test_one_copy_string_decodes_as_vpp_papi_does(data: bytes) -> None:
+    offset = 2 if data.startswith(b"xx") else 0
+    theirs = String("reply", 0, {"limit": 0})
+    ours = _OneCopyString("reply", 0, {"limit": 0})
+    assert ours.unpack(data, offset) == theirs.unpack(data, offset)
+
+
+def test_one_copy_string_past_the_end_is_a_struct_error() -> None:
+    """A length past the message end must fail as vpp_papi's decoder does (mapped
+    to SourceDataError by the source), not return a silently short string."""
+    data = b"\x00\x00\x00\x09short"
+    with pytest.raises(struct.error):
+        String("reply", 0, {"limit": 0}).unpack(data)
+    with pytest.raises(struct.error):
+        _OneCopyString("reply", 0, {"limit": 0}).unpack(data)
+
+
+def test_cli_reply_is_decoded_by_the_one_copy_string(
+    vpp: EmulatedVpp, sources: Callable[..., VppSource]
+) -> None:
+    vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+    source = sources(vpp)
+    source.read()
+    msg = source._client.messages["cli_inband_reply"]
+    assert any(type(p) is _OneCopyString for p in msg.packers)
+    reply = source._client.api.cli_inband(cmd="show lb vips verbose")
+    assert "192.0.2.1/32" in reply.reply

@@ -36,7 +36,7 @@ from typing import Any
 
 from vpp_papi import VPPApiClient
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
-from vpp_papi.vpp_serializer import VPPType
+from vpp_papi.vpp_serializer import String, VPPType
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
 from agentx_lb.model import RawScrape, Vip
@@ -136,6 +136,32 @@ class _ApiClient(VPPApiClient):  # type: ignore[misc]
         if self.id_names[i] == "rx_thread_exit":
             return None
         return "context" in self.id_msgdef[i].field_by_name and context >= 0
+
+
+class _OneCopyString(String):  # type: ignore[misc]
+    """vpp_papi's variable-length string, decoded straight from the received buffer.
+
+    vpp_papi copies the bytes out with `struct` and then decodes the copy: for
+    a multi-MB `cli_inband` reply that is one more fresh buffer to fault in,
+    with the GIL held, while the AgentX loop waits. Same result otherwise.
+    """
+
+    def unpack(
+        self, data: bytes, offset: int = 0, result: object = None, ntc: bool = False
+    ) -> tuple[str, int]:
+        if self.fixed:
+            return super().unpack(data, offset, result, ntc)  # type: ignore[no-any-return]
+        length, length_size = self.length_field_packer.unpack(data, offset)
+        if length == 0:
+            return "", 0  # sic: vpp_papi's own size for an empty string
+        start = offset + length_size
+        if start + length > len(data):
+            raise struct.error(
+                f"string of {length} bytes past the end of a {len(data)}-byte message"
+            )
+        return str(
+            memoryview(data)[start : start + length], "ascii", "replace"
+        ), length_size + length
 
 
 class VppSource:
@@ -272,7 +298,7 @@ class VppSource:
         self._api_generation += 1
         try:
             self._validate_messages()
-            self._shorten_cli_reply_repr()
+            self._tune_cli_reply()
             self._vpp_version = self._read_version()
         except BaseException:
             self._disconnect_api()
@@ -295,8 +321,8 @@ class VppSource:
                 f" {', '.join(absent)} (api definitions do not match this VPP)"
             )
 
-    def _shorten_cli_reply_repr(self) -> None:
-        """Give `cli_inband_reply` a short repr.
+    def _tune_cli_reply(self) -> None:
+        """Give `cli_inband_reply` a short repr and a one-copy `reply` decoder.
 
         vpp_papi formats `"Return value: {!r}".format(reply)` after every call
         even with DEBUG off; for `show lb vips verbose` that is a repr of
@@ -318,6 +344,9 @@ class VppSource:
 
         _CliInbandReply.__name__ = _CliInbandReply.__qualname__ = base.__name__
         msg.tuple = _CliInbandReply
+        for i, packer in enumerate(msg.packers):
+            if type(packer) is String and not packer.fixed:
+                msg.packers[i] = _OneCopyString(packer.name, 0, {"limit": packer.limit})
 
     def _read_version(self) -> str:
         api = self._client.api
