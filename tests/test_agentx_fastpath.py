@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from snmpfixtures import make_snapshot
@@ -133,7 +137,9 @@ def test_any_sequence_equals_the_general_path(steps: list[tuple]) -> None:
             last = vb[4 : 8 + 4 * vb[4]]
 
 
-def test_recv_one_pdu_per_read_and_split_reads() -> None:
+@contextlib.contextmanager
+def _master() -> Iterator[tuple[_Session, socket.socket]]:
+    """A connected (session in serving mode, master side) pair on a temp socket."""
     d = tempfile.mkdtemp(prefix="axlb-", dir="/tmp")
     path = os.path.join(d, "m.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -143,22 +149,68 @@ def test_recv_one_pdu_per_read_and_split_reads() -> None:
         session = _Session(path, "t", ROOT)
         session._connect()
         conn, _ = srv.accept()
-        with conn:
-            session.to_blocking()
-            a, b = getnext(encode_oid(ROOT), packet_id=1), getnext(encode_oid(V), packet_id=2)
-            conn.sendall(a)
-            assert session.recv_blocking() == a  # whole PDU in one read
-            conn.sendall(b[:10])  # the rest arrives while recv_blocking waits
-            rest = threading.Timer(0.05, lambda: (conn.sendall(b[10:30]), conn.sendall(b[30:])))
-            rest.start()
-            assert session.recv_blocking() == b
-            rest.join()
-            conn.sendall(a + b)  # two PDUs in one read
-            assert session.recv_blocking() == a
-            assert session.recv_blocking() == b
-            assert not session._recv_buf
-        session.close()
+        try:
+            with conn:
+                session.to_blocking()
+                yield session, conn
+        finally:
+            session.close()
     finally:
         srv.close()
         os.unlink(path)
         os.rmdir(d)
+
+
+def test_recv_one_pdu_per_read_and_split_reads() -> None:
+    with _master() as (session, conn):
+        a, b = getnext(encode_oid(ROOT), packet_id=1), getnext(encode_oid(V), packet_id=2)
+        conn.sendall(a)
+        assert session.recv_blocking() == a  # whole PDU in one read
+        conn.sendall(b[:10])  # the rest arrives while recv_blocking waits
+        rest = threading.Timer(0.05, lambda: (conn.sendall(b[10:30]), conn.sendall(b[30:])))
+        rest.start()
+        assert session.recv_blocking() == b
+        rest.join()
+        conn.sendall(a + b)  # two PDUs in one read
+        assert session.recv_blocking() == a
+        assert session.recv_blocking() == b
+        assert not session._recv_buf
+
+
+# Long enough for the sending thread to get the GIL (switch interval 5 ms) and send.
+SPIN_NS = 100_000_000
+
+
+def test_spin_catches_a_pdu_sent_during_it() -> None:
+    a = getnext(encode_oid(ROOT), packet_id=1)
+    with _master() as (session, conn):
+        sender = threading.Timer(0.001, conn.sendall, (a,))
+        sender.start()
+        assert session._recv_soon(SPIN_NS) == a  # read by the spin, not a blocking read
+        sender.join()
+
+
+def test_spin_gives_up_after_its_time() -> None:
+    with _master() as (session, _conn):
+        t0 = time.perf_counter_ns()
+        assert session._recv_soon(SPIN_NS) is None
+        assert time.perf_counter_ns() - t0 >= SPIN_NS
+
+
+def test_spinning_read_falls_back_to_a_blocking_read() -> None:
+    """Nothing within the spin: the read blocks until the PDU comes (split ones too)."""
+    a = getnext(encode_oid(ROOT), packet_id=1)
+    with _master() as (session, conn):
+        sender = threading.Timer(0.1, lambda: (conn.sendall(a[:10]), conn.sendall(a[10:])))
+        sender.start()
+        t0 = time.monotonic()
+        assert session.recv_blocking(1000) == a
+        assert time.monotonic() - t0 >= 0.09
+        sender.join()
+
+
+def test_spinning_read_sees_the_master_close() -> None:
+    with _master() as (session, conn):
+        conn.shutdown(socket.SHUT_WR)
+        with pytest.raises(ConnectionError):
+            session.recv_blocking(SPIN_NS)
