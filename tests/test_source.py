@@ -13,7 +13,8 @@ from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.errors import SourceDataError, SourceUnavailableError
 from agentx_lb.model import Encap, LbSettings, VipCounters
 from agentx_lb.reduce import LB_COUNTER_NAMES, reduce, sum_counters
-from agentx_lb.vpp.source import VppSource, _OneCopyString
+from agentx_lb.vpp.papi import _OneCopyString, _ThreadQueue
+from agentx_lb.vpp.source import VppSource
 
 MakeVpp = Callable[..., EmulatedVpp]
 
@@ -422,3 +423,18 @@ def test_cli_reply_is_decoded_by_the_one_copy_string(
     assert any(type(p) is _OneCopyString for p in msg.packers)
     reply = source._client.api.cli_inband(cmd="show lb vips verbose")
     assert "192.0.2.1/32" in reply.reply
+
+
+def test_replies_cross_threads_by_reference(
+    make_vpp: MakeVpp, sources: Callable[..., VppSource]
+) -> None:
+    """vpp_papi's multiprocessing.Queue pickles every reply between its reader
+    thread and the caller; ours is a thread queue, on every (re)connection."""
+    vpp = make_vpp()
+    vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+    source = sources(vpp)
+    assert len(source.read().vips) == 1
+    assert type(source._client.transport.q) is _ThreadQueue
+    vpp.restart()  # a new connection: vpp_papi assigns new queues
+    assert len(source.read().vips) == 1
+    assert type(source._client.transport.q) is _ThreadQueue

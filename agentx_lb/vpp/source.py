@@ -1,6 +1,6 @@
 """VppSource: one scrape of VPP's lb plugin over the binary API and the stats segment.
 
-With `vpp/stats.py` the only modules importing vpp_papi. Everything it returns is a `RawScrape` of
+With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi. Everything it returns is a `RawScrape` of
 plain ints, strings and tuples; everything it raises is a `SourceError`
 (`raise ... from exc`), per vpp-facts §1-§5:
 
@@ -34,14 +34,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from vpp_papi import VPPApiClient
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
-from vpp_papi.vpp_serializer import String, VPPType
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
 from agentx_lb.model import RawScrape, Vip
 from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
 from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
+from agentx_lb.vpp.papi import ApiClient
 from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
 
 __all__ = ["DEFAULT_API_DIR", "ROUTE_TO", "VppSource"]
@@ -114,56 +113,6 @@ def _mapped(kind: str, path: str, timeout_s: float) -> Iterator[None]:
         raise SourceDataError(f"{kind} socket {path}: unusable answer ({exc!r})") from exc
 
 
-class _ApiClient(VPPApiClient):  # type: ignore[misc]
-    """vpp_papi's client with `has_context` that does not leak a class per message.
-
-    vpp_papi 2.4 builds a new `VPPType` (a namedtuple class: a reference cycle
-    of ~30 objects) for every message its reader thread receives. Only the
-    cyclic GC frees those, and the agent keeps its long-lived objects out of
-    the cyclic GC's reach (pipeline.py), so they would pile up. The header
-    layout is fixed; build it once.
-    """
-
-    _header_with_context = VPPType(
-        "header_with_context",
-        [["u16", "msgid"], ["u32", "client_index"], ["u32", "context"]],
-    )
-
-    def has_context(self, msg: bytes) -> bool | None:
-        if len(msg) < 10:
-            return False
-        (i, _ci, context), _size = self._header_with_context.unpack(msg, 0)
-        if self.id_names[i] == "rx_thread_exit":
-            return None
-        return "context" in self.id_msgdef[i].field_by_name and context >= 0
-
-
-class _OneCopyString(String):  # type: ignore[misc]
-    """vpp_papi's variable-length string, decoded straight from the received buffer.
-
-    vpp_papi copies the bytes out with `struct` and then decodes the copy: for
-    a multi-MB `cli_inband` reply that is one more fresh buffer to fault in,
-    with the GIL held, while the AgentX loop waits. Same result otherwise.
-    """
-
-    def unpack(
-        self, data: bytes, offset: int = 0, result: object = None, ntc: bool = False
-    ) -> tuple[str, int]:
-        if self.fixed:
-            return super().unpack(data, offset, result, ntc)  # type: ignore[no-any-return]
-        length, length_size = self.length_field_packer.unpack(data, offset)
-        if length == 0:
-            return "", 0  # sic: vpp_papi's own size for an empty string
-        start = offset + length_size
-        if start + length > len(data):
-            raise struct.error(
-                f"string of {length} bytes past the end of a {len(data)}-byte message"
-            )
-        return str(
-            memoryview(data)[start : start + length], "ascii", "replace"
-        ), length_size + length
-
-
 class VppSource:
     """Reads VPP's lb VIPs, routes and counters; `.read()` raises only SourceErrors."""
 
@@ -210,7 +159,8 @@ class VppSource:
         t_parse = time.perf_counter()
         timings["cli"] = (t_parse - t0) * 1000
         parsed = self._vip_parser.parse(text)
-        if not text.strip():
+        # (Asked only when nothing parsed: strip() copies megabytes of text.)
+        if not parsed.vips and not parsed.problems and not text.strip():
             expected = parse_lb_vip_count(show_lb)
             if expected:
                 raise SourceDataError(
@@ -258,7 +208,7 @@ class VppSource:
         with _mapped("api", self.api_socket, self.timeout_s), warnings.catch_warnings():
             # vpp_papi 2.4.2 bootstraps with the deprecated importlib.resources.open_text.
             warnings.simplefilter("ignore", DeprecationWarning)
-            return _ApiClient(**kwargs)
+            return ApiClient(**kwargs)
 
     def _api_files(self, api_dir: str) -> list[str]:
         found: dict[str, str] = {}
@@ -298,7 +248,7 @@ class VppSource:
         self._api_generation += 1
         try:
             self._validate_messages()
-            self._tune_cli_reply()
+            self._client.tune_cli_reply()
             self._vpp_version = self._read_version()
         except BaseException:
             self._disconnect_api()
@@ -320,33 +270,6 @@ class VppSource:
                 f"api socket {self.api_socket}: VPP lacks or has other CRCs for"
                 f" {', '.join(absent)} (api definitions do not match this VPP)"
             )
-
-    def _tune_cli_reply(self) -> None:
-        """Give `cli_inband_reply` a short repr and a one-copy `reply` decoder.
-
-        vpp_papi formats `"Return value: {!r}".format(reply)` after every call
-        even with DEBUG off; for `show lb vips verbose` that is a repr of
-        megabytes of text, one C call that holds the GIL for tens of ms and
-        stalls the AgentX loop. The reply type is a namedtuple that vpp_papi
-        matches by `__name__`, so a same-named subclass changes nothing else.
-        """
-        msg = self._client.messages.get("cli_inband_reply")
-        if msg is None or getattr(msg.tuple, "_short_repr", False):
-            return
-        base = msg.tuple
-
-        class _CliInbandReply(base):  # type: ignore[misc, valid-type]
-            __slots__ = ()
-            _short_repr = True
-
-            def __repr__(self) -> str:
-                return f"{base.__name__}(retval={self.retval}, reply=<{len(self.reply)} chars>)"
-
-        _CliInbandReply.__name__ = _CliInbandReply.__qualname__ = base.__name__
-        msg.tuple = _CliInbandReply
-        for i, packer in enumerate(msg.packers):
-            if type(packer) is String and not packer.fixed:
-                msg.packers[i] = _OneCopyString(packer.name, 0, {"limit": packer.limit})
 
     def _read_version(self) -> str:
         api = self._client.api
@@ -432,11 +355,14 @@ class VppSource:
             self._routes_at = now
             self._routes_generation = self._api_generation
         prefixes = {v.prefix for v in vips if not v.removed}
-        for gone in self._routes.keys() - prefixes:
-            del self._routes[gone]
-        for prefix in sorted(prefixes - self._routes.keys()):
-            self._routes[prefix] = self._lookup(prefix)
-        return dict(self._routes)
+        if prefixes != self._routes.keys():
+            # A new dict (earlier RawScrapes hold the old one), kept as far as
+            # it got if a lookup fails.
+            routes = {p: i for p, i in self._routes.items() if p in prefixes}
+            self._routes = routes
+            for prefix in sorted(prefixes - routes.keys()):
+                routes[prefix] = self._lookup(prefix)
+        return self._routes
 
     def _lookup(self, prefix: str) -> int | None:
         self.route_lookups += 1

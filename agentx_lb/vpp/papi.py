@@ -1,0 +1,142 @@
+"""vpp_papi's API client with what it gets wrong for a long-running agent fixed.
+
+The only other vpp_papi importers are `source.py` and `stats.py`. vpp_papi 2.4
+is used as published; `ApiClient` (a `VPPApiClient`) changes three things, each
+of which mattered at 10,000 VIPs, where one `show lb vips verbose` reply is
+several MB:
+
+* replies go from vpp_papi's reader thread to the caller through a plain
+  thread queue, not a `multiprocessing.Queue` (which pickles each message into
+  a pipe and unpickles it, in the same process, with the GIL held);
+* `has_context` does not build a namedtuple class per received message;
+* `cli_inband_reply` gets a short repr and decodes its text with one copy.
+"""
+
+from __future__ import annotations
+
+import queue
+import struct
+from typing import Any
+
+from vpp_papi import VPPApiClient
+from vpp_papi.vpp_serializer import String, VPPType
+from vpp_papi.vpp_transport_socket import VppTransport
+
+__all__ = ["ApiClient"]
+
+
+class _ThreadQueue(queue.Queue):  # type: ignore[type-arg]
+    """A `multiprocessing.Queue` stand-in for two threads of one process."""
+
+    def close(self) -> None:
+        """Nothing to close: no pipe, no feeder thread."""
+
+    def join_thread(self) -> None:
+        """Nothing to join: no feeder thread."""
+
+
+class _Transport(VppTransport):  # type: ignore[misc]
+    """vpp_papi's socket transport, handing received messages over by reference.
+
+    vpp_papi's reader thread puts every message into `self.q`, a
+    `multiprocessing.Queue`: a feeder thread pickles it into a pipe, and the
+    caller reads it back and unpickles it. For a multi-MB `cli_inband` reply
+    that is three more copies, made with the GIL held (tens of ms in which
+    the AgentX loop cannot answer), and a multi-MB peak of memory, between two
+    threads of one process. `connect()` assigns a new queue each time; every
+    one assigned becomes a thread queue.
+    """
+
+    @property
+    def q(self) -> _ThreadQueue:
+        return self._thread_q
+
+    @q.setter
+    def q(self, _multiprocessing_queue: object) -> None:
+        self._thread_q = _ThreadQueue()
+
+
+class _OneCopyString(String):  # type: ignore[misc]
+    """vpp_papi's variable-length string, decoded straight from the received buffer.
+
+    vpp_papi copies the bytes out with `struct` and then decodes the copy: for
+    a multi-MB `cli_inband` reply that is one more fresh buffer to fault in,
+    with the GIL held, while the AgentX loop waits. Same result otherwise.
+    """
+
+    def unpack(
+        self, data: bytes, offset: int = 0, result: object = None, ntc: bool = False
+    ) -> tuple[str, int]:
+        if self.fixed:
+            return super().unpack(data, offset, result, ntc)  # type: ignore[no-any-return]
+        length, length_size = self.length_field_packer.unpack(data, offset)
+        if length == 0:
+            return "", 0  # sic: vpp_papi's own size for an empty string
+        start = offset + length_size
+        if start + length > len(data):
+            raise struct.error(
+                f"string of {length} bytes past the end of a {len(data)}-byte message"
+            )
+        return str(
+            memoryview(data)[start : start + length], "ascii", "replace"
+        ), length_size + length
+
+
+class ApiClient(VPPApiClient):  # type: ignore[misc]
+    """`VPPApiClient` with the in-process message queue and `has_context` fixed.
+
+    vpp_papi 2.4's `has_context` builds a new `VPPType` (a namedtuple class: a
+    reference cycle of ~30 objects) for every message its reader thread
+    receives. Only the cyclic GC frees those, and the agent keeps its
+    long-lived objects out of the cyclic GC's reach (pipeline.py), so they
+    would pile up. The header layout is fixed; it is built once here.
+    """
+
+    _header_with_context = VPPType(
+        "header_with_context",
+        [["u16", "msgid"], ["u32", "client_index"], ["u32", "context"]],
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport = _Transport(
+            self,
+            read_timeout=kwargs.get("read_timeout", 5),
+            server_address=kwargs["server_address"],
+        )
+
+    def has_context(self, msg: bytes) -> bool | None:
+        if len(msg) < 10:
+            return False
+        (i, _ci, context), _size = self._header_with_context.unpack(msg, 0)
+        if self.id_names[i] == "rx_thread_exit":
+            return None
+        return "context" in self.id_msgdef[i].field_by_name and context >= 0
+
+    def tune_cli_reply(self) -> None:
+        """Give `cli_inband_reply` a short repr and a one-copy `reply` decoder.
+
+        Call after `connect()` (the message definitions may come from VPP).
+        vpp_papi formats `"Return value: {!r}".format(reply)` after every call
+        even with DEBUG off; for `show lb vips verbose` that is a repr of
+        megabytes of text, one C call that holds the GIL for tens of ms and
+        stalls the AgentX loop. The reply type is a namedtuple that vpp_papi
+        matches by `__name__`, so a same-named subclass changes nothing else.
+        """
+        msg = self.messages.get("cli_inband_reply")
+        if msg is None or getattr(msg.tuple, "_short_repr", False):
+            return
+        base = msg.tuple
+
+        class _CliInbandReply(base):  # type: ignore[misc, valid-type]
+            __slots__ = ()
+            _short_repr = True
+
+            def __repr__(self) -> str:
+                return f"{base.__name__}(retval={self.retval}, reply=<{len(self.reply)} chars>)"
+
+        _CliInbandReply.__name__ = _CliInbandReply.__qualname__ = base.__name__
+        msg.tuple = _CliInbandReply
+        for i, packer in enumerate(msg.packers):
+            if type(packer) is String and not packer.fixed:
+                msg.packers[i] = _OneCopyString(packer.name, 0, {"limit": packer.limit})
