@@ -233,8 +233,11 @@ def _source_problem(cfg: Config, exc: SourceError) -> str:
 def run(cfg: Config, stop: threading.Event) -> int:
     """Serve until `stop` is set: scrape thread + AgentX loop on this thread."""
     from agentx_lb.agentx import LbAgent
+    from agentx_lb.memory import one_malloc_arena
     from agentx_lb.pipeline import Pipeline
     from agentx_lb.vpp.source import VppSource
+
+    one_malloc_arena()
 
     log.info(
         "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -44,3 +46,54 @@ def test_freeze_survivors_unfreezes_on_the_period() -> None:
         assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+
+
+# Two threads allocate while a third holds the main arena's lock in
+# malloc_trim (GIL released), so glibc would give them arenas of their own;
+# prints how many heaps malloc_info reports.
+_ARENA_PROBE = r"""
+import ctypes, ctypes.util, os, sys, tempfile, threading, time
+from agentx_lb import memory
+if sys.argv[1] == "one":
+    assert memory.one_malloc_arena() is True
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.fopen.restype = ctypes.c_void_p
+end = time.monotonic() + 1.0
+def trim():
+    while time.monotonic() < end:
+        libc.malloc_trim(0)
+def alloc():
+    keep = []
+    while time.monotonic() < end:
+        keep.append(bytearray(100_000))
+        keep = keep[-50:]
+threads = [threading.Thread(target=f) for f in (trim, alloc, alloc)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+fd, path = tempfile.mkstemp()
+os.close(fd)
+f = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(f))
+libc.fclose(ctypes.c_void_p(f))
+with open(path) as fh:
+    print(fh.read().count("<heap nr="))
+os.unlink(path)
+"""
+
+
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc", reason="M_ARENA_MAX and malloc_info are glibc's"
+)
+def test_one_malloc_arena_keeps_threads_in_the_main_arena() -> None:
+    def heaps(mode: str) -> int:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        out = subprocess.run(
+            [sys.executable, "-c", _ARENA_PROBE, mode],
+            capture_output=True, text=True, check=True, env=env, timeout=60,
+        )  # fmt: skip
+        return int(out.stdout)
+
+    assert heaps("default") > 1  # the probe does make glibc open more arenas
+    assert heaps("one") == 1
