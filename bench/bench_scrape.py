@@ -8,7 +8,9 @@ per VIP. Before every measured cycle the emulator moves traffic on every VIP
 (so the counter lines of `show lb vips verbose` change, as on a live VPP) and
 changes the flow count of `--churn` of the backends.
 
-One cycle = `VppSource.read()` (VPP calls, parse) + `reduce()` + `build_table()`.
+One cycle = `VppSource.read()` (VPP calls, parse) + `reduce()` + `build_table()`,
+with the agent's memory habits around them (memory.py: no automatic GC pass
+during the cycle, survivors frozen and free heap returned after it).
 The floor = the bare vpp_papi calls the cycle needs (one `cli_inband` of the
 same text, one `VPPStats.dump` of the five paths), with nothing done to their
 results. Cycle and floor are measured interleaved in one run; the table shows
@@ -31,6 +33,7 @@ from typing import Any
 from vpp_papi import VPPApiClient
 from vpp_papi.vpp_stats import VPPStats
 
+from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
 from agentx_lb.model import Health, Snapshot
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.reduce import LB_COUNTER_NAMES, CounterState, reduce
@@ -110,22 +113,26 @@ def _bench(n_vips: int, repeat: int, churn: float) -> tuple[list[dict[str, float
             )
             parent.send("tick")
             parent.recv()
-            raw, read_w, read_c = _timed(src.read)
-            (rows, state), red_w, red_c = _timed(
-                lambda raw=raw, state=state, i=i: reduce(raw, state, i + 1)
-            )
-            snapshot = Snapshot(rows, raw.settings, Health(vpp_connected=True))
-            table, tab_w, tab_c = _timed(
-                lambda s=snapshot, prev=table: build_table(s, DEFAULT_ROOT, previous=prev)
-            )
+            # As the agent's tick (pipeline.py): no automatic GC pass during
+            # it; the survivors frozen and the free heap returned after it.
+            with gc_paused():
+                raw, read_w, read_c = _timed(src.read)
+                (rows, state), red_w, red_c = _timed(
+                    lambda raw=raw, state=state, i=i: reduce(raw, state, i + 1)
+                )
+                snapshot = Snapshot(rows, raw.settings, Health(vpp_connected=True))
+                table, tab_w, tab_c = _timed(
+                    lambda s=snapshot, prev=table: build_table(s, DEFAULT_ROOT, previous=prev)
+                )
+            _, after_w, after_c = _timed(lambda i=i: (freeze_survivors(i + 1), release_free_heap()))
             t = raw.timings_ms
             rounds.append({
                 "vpp": t["cli"] + t["route_lookup"] + t["stats"],
                 "parse": t["parse"],
                 "reduce": red_w,
                 "table": tab_w,
-                "cycle": read_w + red_w + tab_w,
-                "cycle_cpu": read_c + red_c + tab_c,
+                "cycle": read_w + red_w + tab_w + after_w,
+                "cycle_cpu": read_c + red_c + tab_c + after_c,
                 "floor": floor_w,
                 "floor_cpu": floor_c,
             })
