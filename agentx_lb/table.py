@@ -196,6 +196,15 @@ class _Rows:
         self.off = array("I", accumulate(map(len, parts), initial=0))
         self.lens = frozenset(map(len, parts))
 
+    @classmethod
+    def of_u32(cls, subids: Sequence[int]) -> _Rows:
+        """Rows whose suffix is one sub-id each, packed in one call rather than one per row."""
+        rows = cls.__new__(cls)
+        rows.suf = struct.pack(f"!{len(subids)}I", *subids)
+        rows.off = array("I", range(0, 4 * len(subids) + 1, 4))
+        rows.lens = frozenset((4,)) if subids else frozenset()
+        return rows
+
     def __len__(self) -> int:
         return len(self.off) - 1
 
@@ -441,6 +450,21 @@ _BULK = {
     SnmpType.COUNTER64: ("Q", 0, U64_MAX),
 }
 assert array("i").itemsize == 4 and array("I").itemsize == 4 and array("Q").itemsize == 8
+
+
+def _refuses(code: str, value: int) -> bool:
+    try:
+        array(code, [value])
+    except OverflowError:
+        return True
+    return False
+
+
+# _bulk relies on array() refusing exactly what lies outside each SNMP type's range.
+assert all(
+    len(array(code, [lo, hi])) == 2 and _refuses(code, lo - 1) and _refuses(code, hi + 1)
+    for code, lo, hi in _BULK.values()
+)
 _SWAP = sys.byteorder == "little"
 
 
@@ -503,14 +527,15 @@ class _Builder:
         bulk = _BULK.get(snmp_type)  # type: ignore[call-overload]
         if bulk is None or not raws or set(map(type, raws)) != {int}:
             return None
-        code, tlo, thi = bulk
-        lo = tlo if lo is None else max(lo, tlo)
-        hi = thi if hi is None else min(hi, thi)
-        if min(raws) < lo or max(raws) > hi:  # type: ignore[type-var]
+        try:
+            # array() refuses a value outside the SNMP type's range (asserted below).
+            a = array(bulk[0], raws)  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+        if (lo is not None and min(raws) < lo) or (hi is not None and max(raws) > hi):  # type: ignore[type-var]
             return None
         if allowed is not None and not allowed.issuperset(raws):  # type: ignore[arg-type]
             return None
-        a = array(code, raws)  # type: ignore[arg-type]
         if _SWAP:
             a.byteswap()
         return _Segment(
@@ -720,7 +745,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         rows.append(row)
     del seen
     vips = [r.vip for r in rows]
-    vrows = _Rows([_U32.pack(v.index) for v in vips])
+    vrows = _Rows.of_u32([v.index for v in vips])
     if memo is not None and memo.vip_rows.suf == vrows.suf:
         vrows = memo.vip_rows
     static = (
