@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from operator import add, itemgetter
+from operator import add, attrgetter, itemgetter, le
 from typing import Any, overload
 
-from agentx_lb.model import RawScrape, VipCounters, VipRow
+from agentx_lb.model import RawScrape, Vip, VipCounters, VipRow
 
 __all__ = [
     "LB_COUNTER_NAMES",
@@ -47,6 +47,7 @@ LB_COUNTER_NAMES: tuple[str, str, str, str] = (
 )
 _N_FIELDS = 6  # the four LB counters, route packets, route octets
 _ROUTE = (4, 5)
+_INDEX = attrgetter("index")
 _STATE_VERSION = 1
 
 
@@ -111,8 +112,10 @@ def _pick(row: Sequence[int], indices: list[int]) -> list[int]:
 
 
 def _thread_sum(rows: Sequence[Sequence[int]], indices: list[int]) -> list[int]:
-    total = [0] * len(indices)
-    for row in rows:
+    if not rows:
+        return [0] * len(indices)
+    total = _pick(rows[0], indices)
+    for row in rows[1:]:
         total = list(map(add, total, _pick(row, indices)))
     return total
 
@@ -132,26 +135,29 @@ def _columns(
     return packets, octets
 
 
-def _raw_values(raw: RawScrape) -> dict[int, tuple[int | None, ...]]:
-    """Per VIP index: the six raw values (VipCounters order), summed over threads."""
-    indices = [vip.index for vip in raw.vips]
+def _raw_values(
+    raw: RawScrape, vips: Sequence[Vip]
+) -> tuple[list[str], list[int | None], list[tuple[int | None, ...]]]:
+    """Per VIP of `vips` (aligned): its prefix, its route's FIB stats_index and
+    its six raw values (VipCounters order) summed over threads."""
+    indices = [vip.index for vip in vips]
+    prefixes = [vip.prefix for vip in vips]
     lb = [_thread_sum(raw.lb_counters.get(name, ()), indices) for name in LB_COUNTER_NAMES]
-    route_indices = [raw.stats_index.get(vip.prefix) for vip in raw.vips]
+    stats_index_of = raw.stats_index.get
+    route_indices = [stats_index_of(prefix) for prefix in prefixes]
     known = [i for i in route_indices if i is not None]
     packet_rows, octet_rows = _columns(raw.route_to) if known else ([], [])
-    by_stats_index = dict(
-        zip(known, zip(_thread_sum(packet_rows, known), _thread_sum(octet_rows, known)))
-    )
-    unknown: tuple[None, None] = (None, None)
-    return {
-        index: (a, b, c, d, *(unknown if si is None else by_stats_index[si]))
-        for index, a, b, c, d, si in zip(indices, *lb, route_indices, strict=True)
-    }
+    packets = dict(zip(known, _thread_sum(packet_rows, known)))
+    octets = dict(zip(known, _thread_sum(octet_rows, known)))
+    route_packets = [None if si is None else packets[si] for si in route_indices]
+    route_octets = [None if si is None else octets[si] for si in route_indices]
+    return prefixes, route_indices, list(zip(*lb, route_packets, route_octets, strict=True))
 
 
 def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     """Counters of every VIP in `raw`, keyed by VIP index, summed over threads."""
-    return {index: VipCounters(*values) for index, values in _raw_values(raw).items()}
+    _, _, values = _raw_values(raw, raw.vips)
+    return {vip.index: VipCounters(*v) for vip, v in zip(raw.vips, values, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +259,8 @@ def reduce(
     raw: RawScrape, state: CounterState | None, now_cs: int
 ) -> tuple[tuple[VipRow, ...], CounterState]:
     """Served rows (removed VIPs dropped, sorted by index) and the next state."""
-    raw_values = _raw_values(raw)
+    vips = sorted((v for v in raw.vips if not v.removed), key=_INDEX)
+    prefixes, route_indices, raw_values = _raw_values(raw, vips)
     previous: dict[int, RowState] = {}
     restarted = False
     if state is not None:
@@ -262,18 +269,21 @@ def reduce(
     rows: list[VipRow] = []
     new_state: list[RowState] = []
     no_offsets = (0,) * _N_FIELDS
-    stats_index_of = raw.stats_index.get
-    for vip in sorted((v for v in raw.vips if not v.removed), key=lambda v: v.index):
-        values = raw_values[vip.index]
-        stats_index = stats_index_of(vip.prefix)
+    for vip, prefix, stats_index, values in zip(vips, prefixes, route_indices, raw_values):
         old = previous.get(vip.index)
-        identity = vip.identity
+        identity = (vip.index, prefix, vip.protocol, vip.port)  # Vip.identity, prefix made once
         if old is None or old.identity != identity:
             row = RowState(identity, no_offsets, values, stats_index, now_cs)
-        elif not restarted and _steady(old, values, stats_index):
+        elif (
+            not restarted
+            and stats_index is not None  # then no value is None
+            and stats_index == old.route_stats_index
+            and None not in old.last_raw
+            and all(map(le, old.last_raw, values))
+        ):
             # The common case: nothing reset, so offsets and time are unchanged.
             disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
-            row = RowState(identity, old.offsets, values, stats_index, disc_cs)
+            row = RowState(old.identity, old.offsets, values, stats_index, disc_cs)
         else:
             row = _advance(old, values, stats_index, restarted, now_cs)
         if row.offsets == no_offsets:
@@ -283,22 +293,10 @@ def reduce(
                 None if v is None else off + v
                 for off, v in zip(row.offsets, values, strict=True)
             )
-        counters = VipCounters(
-            served[0] or 0, served[1] or 0, served[2] or 0, served[3] or 0, served[4], served[5]
-        )
-        rows.append(VipRow(vip, counters, row.discontinuity_cs))
+        # The four LB counters are sums, never None; the route pair may be.
+        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))
         new_state.append(row)
     return tuple(rows), CounterState(raw.vpp_instance, tuple(new_state))
-
-
-def _steady(old: RowState, values: tuple[int | None, ...], stats_index: int | None) -> bool:
-    """True when no column reset and every raw value is known (no None to carry)."""
-    if stats_index is None or stats_index != old.route_stats_index:
-        return False
-    for value, before in zip(values, old.last_raw, strict=True):
-        if value is None or before is None or value < before:
-            return False
-    return True
 
 
 def _advance(
