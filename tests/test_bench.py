@@ -36,7 +36,9 @@ EXPECTED = [
     r"TARGET per-varbind cost",
     r"TARGET walk wall / snmpd CPU",
     r"TARGET protocol-loop stall",
-    r"TARGET agent peak RSS MB",
+    r"TARGET agent RSS MB",
+    r"walk 100 VIPs ours: peak RSS MB \(VmHWM\) while refreshing every 1 s",
+    r"GET probe 100 VIPs: longest per 1 s window ms \(median of windows\), refreshing",
     r"TARGET idle CPU",
 ]
 
