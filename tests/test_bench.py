@@ -63,3 +63,19 @@ def test_quick_run_prints_every_figure_as_a_number() -> None:
         assert NUMBER.match(value), f"{name}: {value!r} is not a number"
         if name.startswith("TARGET"):
             assert target and result in ("PASS", "FAIL"), (name, target, result)
+
+
+def test_backend_walk_bench_walks_the_whole_backend_table() -> None:
+    # bench/run.py's walk() raises unless every walk returns exactly the
+    # varbinds of the table built from the same scrape, strictly increasing.
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bench", "bench_backends.py"),
+         "--vips", "10", "--reps", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    head = re.search(r"10 VIPs x 8 backends: ([\d,]+) varbinds, 2 walks", proc.stdout)
+    assert head, proc.stdout
+    # 80 backend rows, each with at least its state, buckets, flows and label.
+    assert int(head.group(1).replace(",", "")) >= 80 * 4, proc.stdout
+    assert re.search(r"wall s min [\d.]+ +median [\d.]+ +varbinds/s [\d,]+", proc.stdout)
