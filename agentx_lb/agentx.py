@@ -27,11 +27,23 @@ subclasses below (see design/snmp-baseline.md):
   OID of the last answer, its index) turns that continuation into a bytes
   compare and the next index: no OID parsing, no search, no per-PDU objects
   beyond the answer. Anything else (other PDUs, several ranges, include=1, a
-  new table, another byte order, context) takes the general path.
+  walk's table grown too old, another byte order, context) takes the general
+  path.
+
+* One table per walk: a walk in progress keeps the table it started on, so
+  from its first OID to its last it sees one scrape (every column of a row,
+  too), even when refreshes land in between. snmpd's next GetNext for a walk
+  starts at the OID we answered last for it; that OID is the walk's "head",
+  remembered with its table (`_cursor` for the latest answer, `_heads` for
+  walks interleaved with it). A request from a head continues on the head's
+  table while that table is at most `pin_max_s` old (cli: the staleness limit,
+  so a walk never extends how long old data is served); anything else is
+  answered from the newest table. Two walks at the same OID share the newer
+  of their tables, so no walk ever moves to an older scrape.
 
 Threading: `run()` owns the socket and runs on the caller's thread. The only
-shared state is `self._table`, replaced whole by `publish()` (one reference
-assignment); each PDU is answered from the table read once at its start.
+shared state is the served table, replaced whole by `publish()` (one
+reference assignment); each PDU is answered from one table.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pyagentx3
 from pyagentx3.network import Network
@@ -66,6 +79,12 @@ MAX_BULK_VARBINDS = 2048  # GETBULK answer cap (snmpd 5.9 never sends GETBULK)
 SEND_TIMEOUT_S = 2  # kernel SO_SNDTIMEO while serving: a wedged master cannot hang us
 # How long the loop polls for the next request after an answer (see above).
 SPIN_S = 50e-6
+# Walk heads kept besides the cursor (walks interleaved through one snmpd),
+# and how long one may go without being continued (a client that gave up).
+MAX_HEADS = 64
+HEAD_IDLE_S = 10.0
+# Default age limit of a walk's table (LbAgent(pin_max_s=...); cli passes the staleness limit).
+PIN_MAX_S = 15.0
 # The GIL hand-over interval while serving. A request arriving during a table
 # build waits for the scrape thread to yield the GIL: 5 ms by default, per PDU.
 GIL_SWITCH_S = 0.0005
@@ -327,6 +346,8 @@ class LbAgent:
         timeout_s: int = 3,
         priority: int = 127,
         spin_s: float = SPIN_S,
+        pin_max_s: float = PIN_MAX_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.socket_path = socket_path
         self.root: Oid = tuple(root)
@@ -334,13 +355,21 @@ class LbAgent:
         self.timeout_s = timeout_s
         self.priority = priority
         self.spin_ns = int(spin_s * 1e9)
+        self.pin_max_s = pin_max_s
+        self._clock = clock
         self._table = Table.empty(self.root)
+        # The served table and when it was published, replaced as one pair.
+        self._served: tuple[Table, float] = (self._table, clock())
         self._connected = False
         # Sequential-walk shortcut: (table, canonical OID last answered, its index).
         self._hint: tuple[Table, bytes, int] | None = None
-        # The same for the GetNext fast path: (table, AgentX wire OID of the
-        # last answer as it comes back in the next request, its index).
-        self._cursor: tuple[Table, bytes, int] | None = None
+        # The head of the latest GetNext answer: (table, AgentX wire OID of
+        # the answer as it comes back in the walk's next request, its index,
+        # the table's publish time). Also the GetNext fast path's state.
+        self._cursor: _Head | None = None
+        # Other walks' heads: wire OID -> (table, index, publish time, parked
+        # at), oldest parked first.
+        self._heads: dict[bytes, tuple[Table, int, float, float]] = {}
         # The last search range end seen on the fast path: (wire, canonical
         # end or None when it lies beyond every OID under the root).
         self._end: tuple[bytes, bytes | None] = (b"", None)
@@ -364,6 +393,7 @@ class LbAgent:
         """Serve `table` from the next PDU on (thread-safe: one reference swap)."""
         if table.root != self.root:
             raise ValueError(f"table root {table.root} is not the agent root {self.root}")
+        self._served = (table, self._clock())
         self._table = table
 
     # ---- lifecycle
@@ -402,6 +432,7 @@ class LbAgent:
             finally:
                 self._connected = False
                 self._hint = self._cursor = None
+                self._heads.clear()  # walks do not survive a new session
                 with self._live_lock:
                     self._live = None
                     session.close()
@@ -502,13 +533,15 @@ class LbAgent:
         if version != 1:
             log.debug("agentx pdu dropped version=%d", version)
             return None
-        table = self._table  # one table for the whole PDU
+        table, published = self._served  # one table for the whole PDU
         nbo = flags & FLAG_NBO
         payload = pdu[HDR_LEN:]
         try:
             if ptype == pyagentx3.AGENTX_GETNEXT_PDU:
                 pos = _skip_context(payload, flags, nbo)
-                return _response(pdu, 0, 0, self._getnext(table, _parse_ranges(payload, pos, nbo)))
+                ranges = _parse_ranges(payload, pos, nbo)
+                table, published = self._walk_table(ranges, table, published)
+                return _response(pdu, 0, 0, self._getnext(table, ranges, published))
             if ptype == pyagentx3.AGENTX_GET_PDU:
                 pos = _skip_context(payload, flags, nbo)
                 return _response(pdu, 0, 0, self._get(table, _parse_ranges(payload, pos, nbo)))
@@ -540,9 +573,11 @@ class LbAgent:
         table; None otherwise (the general path then answers it).
         """
         cursor = self._cursor
-        table = self._table
-        if cursor is None or cursor[0] is not table:
+        if cursor is None:
             return None
+        table = cursor[0]
+        if table is not self._table and self._clock() - cursor[3] > self.pin_max_s:
+            return None  # the walk's table is too old: the general path moves it on
         n = len(pdu)
         mid = HDR_LEN + 4 + 4 * pdu[HDR_LEN] if n > HDR_LEN else n
         # One SearchRange exactly: start OID, end OID, nothing after.
@@ -558,9 +593,69 @@ class LbAgent:
         if end[1] is not None and table.root_key + table.key(i) >= end[1]:
             return None
         vb = table.varbind(i)
-        self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i)
+        self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i, cursor[3])
+        if self._heads:
+            self._merge_cursor()
         self.fast_answers += 1
         return b"".join((_RESP_START, pdu[4:16], _U32_BE.pack(8 + len(vb)), _RESP_OK, vb))
+
+    # ---- walks and their tables
+
+    def _walk_table(
+        self, ranges: list, table: Table, published: float
+    ) -> tuple[Table, float]:
+        """The table a general-path GetNext is answered from, and its publish time.
+
+        A one-range request (include 0) from a walk's head continues on that
+        walk's table unless the table is older than `pin_max_s`; any other
+        request is answered from the newest. The latest answer's head (the
+        cursor) is parked unless this request continues it.
+        """
+        now = self._clock()
+        key = ranges[0][2] if len(ranges) == 1 and not ranges[0][1] else None
+        cursor, heads = self._cursor, self._heads
+        head: tuple[Table, float] | None = None
+        if cursor is not None:
+            if cursor[1] == key:
+                head = (cursor[0], cursor[3])
+            else:
+                self._park(cursor, now)
+            self._cursor = None
+        if head is None and key is not None:
+            parked = heads.pop(key, None)
+            if parked is not None:
+                head = (parked[0], parked[2])
+        self._expire_heads(now)
+        if head is not None and (head[0] is table or now - head[1] <= self.pin_max_s):
+            return head
+        return table, published
+
+    def _park(self, cursor: _Head, now: float) -> None:
+        """Keep the cursor's walk as a head (no head has its OID: `_merge_cursor`)."""
+        table, key, i, published = cursor
+        heads = self._heads
+        heads[key] = (table, i, published, now)
+        if len(heads) > MAX_HEADS:
+            del heads[next(iter(heads))]
+
+    def _merge_cursor(self) -> None:
+        """When the new cursor names a parked head's OID, two walks meet there:
+        both go on from the newer of their tables (one head), so neither ever
+        steps back to an older scrape."""
+        cursor = self._cursor
+        assert cursor is not None
+        other = self._heads.pop(cursor[1], None)
+        if other is not None and other[2] > cursor[3]:
+            self._cursor = (other[0], cursor[1], other[1], other[2])
+
+    def _expire_heads(self, now: float) -> None:
+        """Forget heads not continued for HEAD_IDLE_S (oldest parked first)."""
+        heads = self._heads
+        while heads:
+            key = next(iter(heads))
+            if now - heads[key][3] <= HEAD_IDLE_S:
+                return
+            del heads[key]
 
     def _end_canon(self, pdu: bytes, mid: int) -> bytes | None:
         """Canonical range end at `mid`; None when no end or it is past the root's subtree."""
@@ -589,16 +684,25 @@ class LbAgent:
         self._hint = (table, canon, i)
         return i, canon
 
-    def _getnext(self, table: Table, ranges: list) -> bytes:
+    def _getnext(
+        self, table: Table, ranges: list, published: float, walk: bool = True
+    ) -> bytes:
+        """The answers to `ranges`; with `walk`, the last answer becomes the cursor
+        (the caller, `_walk_table`, has parked or consumed the previous one)."""
         out = []
+        last = -1
         for start, include, echo, end in ranges:
             i, _ = self._next(table, start, include, end)
             if i >= 0:
-                vb = table.varbind(i)
-                self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i)
-                out.append(vb)
+                out.append(table.varbind(i))
+                last = i
             else:
                 out.append(_END_OF_MIB + echo)
+        if walk and last >= 0:
+            vb = table.varbind(last)
+            self._cursor = (table, vb[4 : 8 + 4 * vb[4]], last, published)
+            if self._heads:
+                self._merge_cursor()
         return b"".join(out)
 
     def _get(self, table: Table, ranges: list) -> bytes:
@@ -615,7 +719,7 @@ class LbAgent:
         return b"".join(out)
 
     def _getbulk(self, table: Table, ranges: list, non_rep: int, max_rep: int) -> bytes:
-        out = [self._getnext(table, ranges[:non_rep])]
+        out = [self._getnext(table, ranges[:non_rep], 0.0, walk=False)]
         repeaters = [[s, inc, echo, end] for s, inc, echo, end in ranges[non_rep:]]
         if not repeaters:
             return out[0]
@@ -634,6 +738,10 @@ class LbAgent:
             if all_end:
                 break
         return b"".join(out)
+
+
+# (table, AgentX wire OID of an answer, its index, the table's publish time)
+_Head = tuple[Table, bytes, int, float]
 
 
 def _echo(canon: bytes) -> bytes:

@@ -247,7 +247,10 @@ def run(cfg: Config, stop: threading.Event) -> int:
     source = VppSource(
         cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
     )
-    agent = LbAgent(cfg.agentx_socket, cfg.oid_root)
+    # A walk keeps its table at most as long as old data may be served at all.
+    agent = LbAgent(
+        cfg.agentx_socket, cfg.oid_root, pin_max_s=cfg.max_stale_intervals * cfg.interval_s
+    )
     pipeline = Pipeline(
         source,
         agent.publish,

@@ -164,7 +164,9 @@ def run_demo(
             f.write(render_mib(cfg.oid_root))
 
         source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s)
-        agent = LbAgent(snmpd.agentx_socket, cfg.oid_root)
+        agent = LbAgent(
+            snmpd.agentx_socket, cfg.oid_root, pin_max_s=cfg.max_stale_intervals * interval_s
+        )
         pipeline = Pipeline(
             source,
             agent.publish,

@@ -36,7 +36,7 @@ CONNECTED, VERSION, VIP_COUNT, LAST_CHANGE, TABLE_AGE = 1, 2, 3, 4, 5
 SCRAPE_FAILURES, CONSECUTIVE_FAILURES, LAST_ERROR = 7, 8, 9
 TRUTH_TRUE, TRUTH_FALSE = 1, 2
 # VIP columns used by the fault tests (oids.VipColumn sub-ids).
-COL_NAME, COL_NEXT, COL_FIRST, COL_UNTRACKED, COL_DISC = 2, 14, 15, 16, 20
+COL_NAME, COL_ADDRESS, COL_NEXT, COL_FIRST, COL_UNTRACKED, COL_DISC = 2, 4, 14, 15, 16, 20
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LINE = re.compile(r"^\.([\d.]+) = (?:([\w-]+): )?(.*)$")

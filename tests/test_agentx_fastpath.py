@@ -1,4 +1,4 @@
-"""agentx.py's GetNext fast path (cursor) answers exactly what the general path does."""
+"""agentx.py's GetNext fast path (cursor) and walk heads: each walk keeps its table."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from snmpfixtures import make_snapshot
 
-from agentx_lb.agentx import LbAgent, _Session
+from agentx_lb.agentx import HEAD_IDLE_S, MAX_HEADS, LbAgent, _Session
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY
 from agentx_lb.table import Table, build_table, encode_oid
 
@@ -85,21 +85,111 @@ def test_past_the_last_cell_and_end_bounds() -> None:
     assert out[28:30] == struct.pack("!H", 130)
 
 
-def test_publish_drops_the_cursor_to_the_old_table() -> None:
+class FakeClock:
+    """A monotonic clock the test moves: every read is 1 ms after the last."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def _cell(table: Table, index: int, column: int = 2) -> int:
+    """Position of vppLbVipEntry.column.index in `table`."""
+    return table.locate(table.root_key + struct.pack("!IIIII", *VIP_ENTRY, column, index), True)
+
+
+def _head(out: bytes) -> bytes:
+    """The wire OID of a one-varbind answer: where its walk goes on from."""
+    vb = out[28:]
+    return vb[4 : 8 + 4 * vb[4]]
+
+
+def test_a_walk_continues_on_its_table_after_a_publish() -> None:
     old, new = TABLES
     agent = LbAgent("/nonexistent/agentx.sock", ROOT)
     agent.publish(old)
-    i = old.locate(old.root_key + struct.pack("!IIIII", *VIP_ENTRY, 2, 2), True)
+    i = _cell(old, 2)
     agent.handle(getnext(wire_oid(old, i - 1)))
     agent.publish(new)
     pdu = getnext(wire_oid(old, i))  # V.2.2: next in `new` is V.2.7, in `old` V.2.3
     out = agent.handle(pdu)
-    assert out == reference(new, pdu)
-    assert out != reference(old, pdu)
+    assert out == reference(old, pdu)
+    assert out != reference(new, pdu)
+    # A walk that starts now (not from a head) sees the newest table.
+    fresh = getnext(encode_oid(V + (2,)))
+    assert agent.handle(fresh) == reference(new, fresh)
+
+
+def test_a_walk_moves_to_the_newest_table_once_its_table_is_too_old() -> None:
+    old, new = TABLES
+    clock = FakeClock()
+    agent = LbAgent("/nonexistent/agentx.sock", ROOT, pin_max_s=5.0, clock=clock)
+    agent.publish(old)
+    i = _cell(old, 2)
+    agent.handle(getnext(wire_oid(old, i - 1)))
+    agent.publish(new)
+    clock.now += 4.0
+    pdu = getnext(wire_oid(old, i))
+    out = agent.handle(pdu)
+    assert out == reference(old, pdu)  # 4 s old: still the walk's table
+    clock.now += 2.0
+    pdu = getnext(_head(out))
+    out = agent.handle(pdu)
+    assert out == reference(new, pdu)  # 6 s: moved to the newest ...
+    pdu = getnext(_head(out))
+    assert agent.handle(pdu) == reference(new, pdu)  # ... and stays there
+
+
+def test_interleaved_walks_each_keep_their_own_table() -> None:
+    """Two walks through one session (two clients behind one snmpd), a publish
+    between their starts: each sees only the table it started on."""
+    old, new = TABLES
+    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent.publish(old)
+    heads = {"a": _head(agent.handle(getnext(encode_oid(V + (2,)))))}
+    agent.publish(new)
+    heads["b"] = encode_oid(V + (2,))
+    tables = {"a": old, "b": new}
+    for step in range(30):
+        for walk in ("a", "b"):
+            pdu = getnext(heads[walk], packet_id=step)
+            out = agent.handle(pdu)
+            assert out == reference(tables[walk], pdu), (walk, step)
+            heads[walk] = _head(out)
+
+
+def test_two_walks_meeting_at_one_oid_go_on_from_the_newer_table() -> None:
+    old, new = TABLES
+    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent.publish(old)
+    b = _head(agent.handle(getnext(encode_oid(V + (2,)))))  # walk B on `old` at V.2.1
+    agent.publish(new)
+    a = _head(agent.handle(getnext(encode_oid(V + (2, 1, 5)))))  # walk A on `new` at V.2.2
+    b = _head(agent.handle(getnext(b)))  # B goes on in `old`: also at V.2.2
+    assert a == b == wire_oid(new, _cell(new, 2))
+    pdu = getnext(a)  # from V.2.2: A's or B's request, it cannot be told
+    assert agent.handle(pdu) == reference(new, pdu)  # V.2.7, never `old`'s V.2.3
+
+
+def test_walk_heads_are_bounded_and_forgotten_when_idle() -> None:
+    table = TABLES[0]
+    clock = FakeClock()
+    agent = LbAgent("/nonexistent/agentx.sock", ROOT, clock=clock)
+    agent.publish(table)
+    for i in range(200):  # 200 walks started, none continued
+        agent.handle(getnext(wire_oid(table, (i * 7) % len(table)), packet_id=i))
+    assert 0 < len(agent._heads) <= MAX_HEADS
+    clock.now += HEAD_IDLE_S + 1
+    agent.handle(getnext(encode_oid(ROOT)))
+    assert len(agent._heads) <= 1  # only the walk parked just now
 
 
 _STEP = st.one_of(
     st.tuples(st.just("next")),  # continue from the last answer (the fast path)
+    st.tuples(st.just("resume"), st.integers(0, 400)),  # continue an earlier walk
     st.tuples(st.just("jump"), st.integers(0, 400)),  # any cell, include 0
     st.tuples(st.just("include"), st.integers(0, 400)),  # include 1: general path
     st.tuples(st.just("bound"), st.integers(0, 400)),  # end bound inside the table
@@ -107,21 +197,32 @@ _STEP = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(_STEP, min_size=1, max_size=40))
-def test_any_sequence_equals_the_general_path(steps: list[tuple]) -> None:
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
-    table = TABLES[0]
-    agent.publish(table)
+def test_any_sequence_equals_the_walk_model(steps: list[tuple]) -> None:
+    """Fast path and general path together answer exactly what this model says:
+    a GetNext (include 0) from the OID of an earlier answer goes on in that
+    answer's table, once; anything else uses the newest table; two walks at
+    one OID share the newer of their tables."""
+    agent = LbAgent("/nonexistent/agentx.sock", ROOT, clock=FakeClock())
+    current = (TABLES[0], 0)  # (table, publish number)
+    agent.publish(current[0])
+    walks: dict[bytes, tuple[Table, int]] = {}  # head OID -> (table, publish number)
+    answered: list[bytes] = []
     last = encode_oid(ROOT)
     for pid, step in enumerate(steps):
         end: tuple = ROOT_END
         if step[0] == "publish":
-            table = TABLES[step[1]]
-            agent.publish(table)
+            current = (TABLES[step[1]], current[1] + 1)
+            agent.publish(current[0])
             continue
+        table = current[0]
         if step[0] == "next":
             start = last
+        elif step[0] == "resume":
+            if not answered:
+                continue
+            start = answered[step[1] % len(answered)]
         else:
             i = step[1] % len(table)
             start = wire_oid(table, i)
@@ -129,12 +230,17 @@ def test_any_sequence_equals_the_general_path(steps: list[tuple]) -> None:
                 start = start[:2] + b"\x01" + start[3:]
             elif step[0] == "bound":
                 end = table.oid(min(i + 1 + step[1] % 3, len(table) - 1))
+        walk = walks.pop(start, None) if start[2] == 0 else None
+        on = walk or current
         pdu = getnext(start, end, packet_id=pid)
         out = agent.handle(pdu)
-        assert out == reference(table, pdu)
+        assert out == reference(on[0], pdu)
         vb = out[28:]
         if struct.unpack_from("!H", vb)[0] < 128:  # a value, not an exception: walk on from it
             last = vb[4 : 8 + 4 * vb[4]]
+            other = walks.get(last)
+            walks[last] = other if other is not None and other[1] > on[1] else on
+            answered.append(last)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from pyagentx3.pdu import PDU
 from snmpfixtures import FIXTURE_INDICES, make_snapshot
 
 from agentx_lb.agentx import LbAgent
+from agentx_lb.model import VipCounters, VipRow
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, format_oid, parse_oid
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 from agentx_lb.table import Table, build_table
@@ -173,6 +174,56 @@ def test_publish_mid_walk_each_pdu_sees_one_table(served) -> None:  # noqa: ANN0
             values = [v for _, v in parse(snmpd.get(*oids))]
             bases = {v - i for v, i in zip(values, FIXTURE_INDICES)}
             assert len(bases) == 1 and bases <= {1000, 2000}
+    finally:
+        done.set()
+        flipper.join(5)
+
+
+def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN001
+    """Tables published all through a walk (thousands per walk): every walk,
+    snmpwalk (GetNext) and snmpbulkwalk alike, comes from one of them, all
+    columns of every row included."""
+    snmpd, agent, _, _ = served
+
+    def variant(base: int) -> Table:
+        snap = make_snapshot()
+        def counters(r: VipRow) -> VipCounters:
+            i = r.vip.index
+            return dataclasses.replace(
+                r.counters, next_packets=base + i, untracked_packets=2 * base + i
+            )
+
+        rows = tuple(dataclasses.replace(r, counters=counters(r)) for r in snap.rows)
+        return build_table(dataclasses.replace(snap, rows=rows), ROOT)
+
+    a, b = variant(1000), variant(2000)
+    done = threading.Event()
+    flips = [0]
+
+    def flip() -> None:
+        while not done.is_set():
+            agent.publish(a)
+            agent.publish(b)
+            flips[0] += 2
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    try:
+        for k in range(8):
+            before = flips[0]
+            if k % 2:
+                out = snmpd.bulkwalk(format_oid(V), reps=3, options=OPTS)
+            else:
+                out = snmpd.walk(format_oid(V), options=OPTS)
+            assert flips[0] - before > 10  # many publishes during the walk
+            bases = set()
+            for oid, value in parse(out):
+                col, index = oid[len(V)], oid[len(V) + 1]
+                if col == 14:
+                    bases.add(value - index)
+                elif col == 16:
+                    bases.add((value - index) // 2)
+            assert len(bases) == 1 and bases <= {1000, 2000}, bases
     finally:
         done.set()
         flipper.join(5)

@@ -6,21 +6,24 @@ hands the freed indices out again, so indices are reused by new identities).
 Four `snmpbulkwalk` loops over the VIP table and one `snmpget` loop run
 against it for about 45 s (loopback only, each run bounded).
 
-The invariant checked in every walk. snmpd walks column by column, and each
-GETBULK PDU is answered from one table, but a walk spans many PDUs and so
-many scrapes: the same index can legitimately belong to one VIP in column 2
-and to its successor (or be absent) in column 14. Rows are therefore not
-compared across columns. Instead every cell is checkable on its own: a VIP's
-counters are fixed when it is created and derived from its index only
-(next = index * 7, first = index * 3; 0 for the instant between `add_vip`
-and `traffic`), and a name must be one that index really carried. A counter
-carried across identities, a cell from a half-built table or a value from
-the wrong row breaks it. Plus: no tool error, no "OID not increasing", OIDs
-strictly increasing, and the agent's RSS grows < 5 % after warm-up.
+The invariant checked in every walk: it is one scrape. snmpd walks column by
+column and a walk spans many scrapes (hundreds of PDUs, a refresh every
+second), so only the agent keeping each walk on the table it started on
+(agentx.py, walk heads) makes its rows whole: every column lists the same VIP
+indices, and each row's address is the one its name says (an index reused
+mid-walk by a new VIP would show one VIP's name next to another's address).
+The agent runs with a staleness limit long enough for a walk to keep its
+table to the end. Every cell is checkable on its own too: a VIP's counters
+are fixed when it is created and derived from its index only (next =
+index * 7, first = index * 3; 0 for the instant between `add_vip` and
+`traffic`), and a name must be one that index really carried. Plus: no tool
+error, no "OID not increasing", OIDs strictly increasing, and the agent's RSS
+grows < 5 % after warm-up.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 import subprocess
@@ -31,6 +34,7 @@ from collections.abc import Callable
 
 import pytest
 from agentharness import (
+    COL_ADDRESS,
     COL_FIRST,
     COL_NAME,
     COL_NEXT,
@@ -68,7 +72,8 @@ class Churn:
     def add(self) -> int:
         self._serial += 1
         n = self._serial
-        prefix = f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}/32"
+        # 198.x: net-snmp prints the 4-octet vppLbVipAddress as Hex-STRING.
+        prefix = f"198.{18 + n // 65536 % 200}.{n // 256 % 256}.{n % 256}/32"
         index = self.vpp.add_vip(prefix, protocol=6, port=80)
         with self.lock:
             self.names.setdefault(index, set()).add(f"{prefix} tcp/80")
@@ -98,8 +103,10 @@ def _check_walk(out: str, churn: Churn) -> list[str]:
         problems.append("OIDs not strictly increasing")
     base = tuple(int(p) for p in VIP_ENTRY.split("."))
     rows = 0
+    columns: dict[int, dict[int, str]] = {}
     for oid, (_typ, text) in zip(oids, cells.values()):
         col, index = oid[len(base)], oid[len(base) + 1]
+        columns.setdefault(col, {})[index] = text
         if col == COL_NAME:
             rows += 1
             if text.strip('"') not in churn.valid_names(index):
@@ -110,6 +117,18 @@ def _check_walk(out: str, churn: Churn) -> list[str]:
                 problems.append(f"column {col} index {index} = {text}, want {index * k}")
     if not VIPS - 3 * CHURN_PER_S <= rows <= VIPS:
         problems.append(f"{rows} rows")
+    # One scrape: the same rows in every column, each row one VIP.
+    names = columns.get(COL_NAME, {})
+    for col, cells_of_col in columns.items():
+        if cells_of_col.keys() != names.keys():
+            odd = sorted(cells_of_col.keys() ^ names.keys())[:5]
+            problems.append(f"column {col} and the name column differ at rows {odd}")
+    addresses = columns.get(COL_ADDRESS, {})
+    for index, name in names.items():
+        ip = ipaddress.ip_address(name.strip('"').split("/")[0])
+        want = " ".join(f"{b:02X}" for b in ip.packed)
+        if addresses.get(index, "").strip() != want:
+            problems.append(f"row {index}: name {name} but address {addresses.get(index)}")
     return problems
 
 
@@ -132,8 +151,11 @@ def test_soak_1000_vips_churn_concurrent_walks(
     churn = Churn(vpp)
     for _ in range(VIPS):
         churn.add()
+    # 60 s staleness limit: each walk keeps its table to the end, however
+    # slow the walks get on a loaded machine.
     agent = AgentProc.for_vpp(
-        str(vpp.run_dir), snmpd.agentx_socket, short_tmpdir, log_level="info", vpp_timeout_s=1.0
+        str(vpp.run_dir), snmpd.agentx_socket, short_tmpdir, log_level="info", vpp_timeout_s=1.0,
+        extra=("--max-stale-intervals", "60"),
     )
     agents.append(agent)
     served = Served(snmpd)
