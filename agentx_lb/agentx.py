@@ -33,7 +33,8 @@ subclasses below (see design/snmp-baseline.md):
 * One table per walk: a walk in progress keeps the table it started on, so
   from its first OID to its last it sees one scrape (every column of a row,
   too), even when refreshes land in between. snmpd's next GetNext for a walk
-  starts at the OID we answered last for it; that OID is the walk's "head",
+  starts at the OID we answered last for it (snmptable: one per column); that
+  is the walk's "head",
   remembered with its table (`_cursor` for the latest answer, `_heads` for
   walks interleaved with it). A request from a head continues on the head's
   table while that table is at most `pin_max_s` old (cli: the staleness limit,
@@ -612,7 +613,9 @@ class LbAgent:
         cursor) is parked unless this request continues it.
         """
         now = self._clock()
-        key = ranges[0][2] if len(ranges) == 1 and not ranges[0][1] else None
+        # A walk's next request starts at its last answers (one per range, as
+        # snmptable asks a row per request): those OIDs together are its head.
+        key = b"".join(r[2] for r in ranges) if not any(r[1] for r in ranges) else None
         cursor, heads = self._cursor, self._heads
         head: tuple[Table, float] | None = None
         if cursor is not None:
@@ -687,20 +690,23 @@ class LbAgent:
     def _getnext(
         self, table: Table, ranges: list, published: float, walk: bool = True
     ) -> bytes:
-        """The answers to `ranges`; with `walk`, the last answer becomes the cursor
-        (the caller, `_walk_table`, has parked or consumed the previous one)."""
+        """The answers to `ranges`; with `walk`, when every range has a value, the
+        answers' OIDs become the cursor (the caller, `_walk_table`, has parked
+        or consumed the previous one)."""
         out = []
+        heads = []
         last = -1
         for start, include, echo, end in ranges:
             i, _ = self._next(table, start, include, end)
             if i >= 0:
-                out.append(table.varbind(i))
+                vb = table.varbind(i)
+                out.append(vb)
+                heads.append(vb[4 : 8 + 4 * vb[4]])
                 last = i
             else:
                 out.append(_END_OF_MIB + echo)
-        if walk and last >= 0:
-            vb = table.varbind(last)
-            self._cursor = (table, vb[4 : 8 + 4 * vb[4]], last, published)
+        if walk and heads and len(heads) == len(ranges):
+            self._cursor = (table, b"".join(heads), last, published)
             if self._heads:
                 self._merge_cursor()
         return b"".join(out)

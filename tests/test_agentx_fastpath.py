@@ -14,10 +14,11 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyagentx3.pdu import PDU
 from snmpfixtures import make_snapshot
 
 from agentx_lb.agentx import HEAD_IDLE_S, MAX_HEADS, LbAgent, _Session
-from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY
+from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
 
 ROOT = DEFAULT_ROOT
@@ -159,6 +160,31 @@ def test_interleaved_walks_each_keep_their_own_table() -> None:
             out = agent.handle(pdu)
             assert out == reference(tables[walk], pdu), (walk, step)
             heads[walk] = _head(out)
+
+
+def getnext_ranges(starts: list[bytes], packet_id: int = 7) -> bytes:
+    """A GetNext with one range per start (snmptable asks a row per request)."""
+    payload = b"".join(start + encode_oid(ROOT_END) for start in starts)
+    return struct.pack("!BBBBIIII", 1, GETNEXT, 0x10, 0, 42, 3, packet_id, len(payload)) + payload
+
+
+def test_a_row_by_row_walk_continues_on_its_table_after_a_publish() -> None:
+    old, new = TABLES
+    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent.publish(old)
+    columns = [encode_oid(V + (2,)), encode_oid(V + (14,))]  # name and next-packets
+    pdu = getnext_ranges(columns)
+    out = agent.handle(pdu)
+    assert out == reference(old, pdu)
+    agent.publish(new)
+    for k in range(5):  # rows 2..6: `old` has 1..12, `new` only 1, 2, 7
+        decoder = PDU()
+        decoder.set_decode_buf(out[28:])
+        starts = [encode_oid(parse_oid(decoder.decode_value()[0]["name"])) for _ in columns]
+        pdu = getnext_ranges(starts, packet_id=k)
+        out = agent.handle(pdu)
+        assert out == reference(old, pdu), k
+        assert k == 0 or out != reference(new, pdu), k  # from row 2 on they differ
 
 
 def test_two_walks_meeting_at_one_oid_go_on_from_the_newer_table() -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pyagentx3.pdu import PDU
 from snmpfixtures import FIXTURE_INDICES, make_snapshot
+from test_mib_pysmi import SHARED_MIBS
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.model import VipCounters, VipRow
@@ -20,6 +24,7 @@ from agentx_lb.table import Table, build_table
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parent.parent
 ROOT = DEFAULT_ROOT
 R = format_oid(ROOT)
 V = ROOT + VIP_ENTRY
@@ -179,24 +184,24 @@ def test_publish_mid_walk_each_pdu_sees_one_table(served) -> None:  # noqa: ANN0
         flipper.join(5)
 
 
+def _variant(base: int) -> Table:
+    """The fixture table with next = base + index and untracked = 2 * base + index."""
+    snap = make_snapshot()
+
+    def counters(r: VipRow) -> VipCounters:
+        i = r.vip.index
+        return dataclasses.replace(r.counters, next_packets=base + i, untracked_packets=2 * base + i)
+
+    rows = tuple(dataclasses.replace(r, counters=counters(r)) for r in snap.rows)
+    return build_table(dataclasses.replace(snap, rows=rows), ROOT)
+
+
 def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN001
     """Tables published all through a walk (thousands per walk): every walk,
     snmpwalk (GetNext) and snmpbulkwalk alike, comes from one of them, all
     columns of every row included."""
     snmpd, agent, _, _ = served
-
-    def variant(base: int) -> Table:
-        snap = make_snapshot()
-        def counters(r: VipRow) -> VipCounters:
-            i = r.vip.index
-            return dataclasses.replace(
-                r.counters, next_packets=base + i, untracked_packets=2 * base + i
-            )
-
-        rows = tuple(dataclasses.replace(r, counters=counters(r)) for r in snap.rows)
-        return build_table(dataclasses.replace(snap, rows=rows), ROOT)
-
-    a, b = variant(1000), variant(2000)
+    a, b = _variant(1000), _variant(2000)
     done = threading.Event()
     flips = [0]
 
@@ -224,6 +229,48 @@ def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN
                 elif col == 16:
                     bases.add((value - index) // 2)
             assert len(bases) == 1 and bases <= {1000, 2000}, bases
+    finally:
+        done.set()
+        flipper.join(5)
+
+
+def test_snmptable_during_publishes_is_one_scrape(served) -> None:  # noqa: ANN001
+    """snmptable asks a row per request (one range per column): its whole
+    table, too, comes from one scrape while tables are being published."""
+    if not (SHARED_MIBS / "SNMPv2-SMI.txt").is_file():
+        pytest.skip("base MIB modules from ../shared/mibs are not here (a clone without ../shared)")
+    snmpd, agent, _, _ = served
+    a, b = _variant(1000), _variant(2000)
+    done = threading.Event()
+
+    def flip() -> None:
+        while not done.is_set():
+            agent.publish(a)
+            agent.publish(b)
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    env = {k: v for k, v in os.environ.items() if k not in ("MIBS", "MIBDIRS")}
+    try:
+        for mode in (("-Cr", "2"), ("-CB",)):  # GETBULK of 2 rows, and GETNEXT only
+            proc = subprocess.run(
+                ["snmptable", "-v2c", "-c", "public", "-M", f"+{REPO / 'mibs'}:{SHARED_MIBS}",
+                 "-m", "+IPNG-VPP-LB-MIB", "-Cf", "|", "-Ci", "-OU", *mode,
+                 snmpd.address, "IPNG-VPP-LB-MIB::vppLbVipTable"],
+                capture_output=True, text=True, timeout=60, check=False, env=env,
+            )  # fmt: skip
+            assert proc.returncode == 0 and not proc.stderr, proc.stderr
+            lines = [line.split("|") for line in proc.stdout.splitlines() if line.strip()][1:]
+            header = [c.strip() for c in lines[0]]
+            nxt = header.index("vppLbVipNextPackets")
+            untracked = header.index("vppLbVipUntrackedPackets")
+            bases = set()
+            for cells in lines[1:]:
+                index = int(cells[0])
+                bases.add(int(cells[nxt]) - index)
+                bases.add((int(cells[untracked]) - index) // 2)
+            assert len(lines) - 1 == len(FIXTURE_INDICES)
+            assert len(bases) == 1 and bases <= {1000, 2000}, (mode, bases)
     finally:
         done.set()
         flipper.join(5)
