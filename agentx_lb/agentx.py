@@ -33,14 +33,16 @@ subclasses below (see design/snmp-baseline.md):
 * One table per walk: a walk in progress keeps the table it started on, so
   from its first OID to its last it sees one scrape (every column of a row,
   too), even when refreshes land in between. snmpd's next GetNext for a walk
-  starts at the OID we answered last for it (snmptable: one per column); that
-  is the walk's "head",
+  starts at the OID we answered last for it (snmptable, a row per request:
+  the first column's); that is the walk's "head",
   remembered with its table (`_cursor` for the latest answer, `_heads` for
   walks interleaved with it). A request from a head continues on the head's
   table while that table is at most `pin_max_s` old (cli: the staleness limit,
   so a walk never extends how long old data is served); anything else is
   answered from the newest table. Two walks at the same OID share the newer
   of their tables, so no walk ever moves to an older scrape.
+  snmptable's default GETBULK mode walks column by column, each column
+  starting afresh at its column's OID: there each column is one scrape.
 
 Threading: `run()` owns the socket and runs on the caller's thread. The only
 shared state is the served table, replaced whole by `publish()` (one
@@ -613,9 +615,10 @@ class LbAgent:
         cursor) is parked unless this request continues it.
         """
         now = self._clock()
-        # A walk's next request starts at its last answers (one per range, as
-        # snmptable asks a row per request): those OIDs together are its head.
-        key = b"".join(r[2] for r in ranges) if not any(r[1] for r in ranges) else None
+        # A walk's next request starts at its last answer; snmptable asks a row
+        # per request (one range per column) and its first range starts at the
+        # last row's first column (later columns may skip holes): the head.
+        key = ranges[0][2] if ranges and not any(r[1] for r in ranges) else None
         cursor, heads = self._cursor, self._heads
         head: tuple[Table, float] | None = None
         if cursor is not None:
@@ -690,23 +693,22 @@ class LbAgent:
     def _getnext(
         self, table: Table, ranges: list, published: float, walk: bool = True
     ) -> bytes:
-        """The answers to `ranges`; with `walk`, when every range has a value, the
-        answers' OIDs become the cursor (the caller, `_walk_table`, has parked
-        or consumed the previous one)."""
+        """The answers to `ranges`; with `walk`, the first range's answer becomes
+        the cursor (the caller, `_walk_table`, has parked or consumed the
+        previous one)."""
         out = []
-        heads = []
-        last = -1
+        first = -1
         for start, include, echo, end in ranges:
             i, _ = self._next(table, start, include, end)
             if i >= 0:
-                vb = table.varbind(i)
-                out.append(vb)
-                heads.append(vb[4 : 8 + 4 * vb[4]])
-                last = i
+                out.append(table.varbind(i))
+                if first < 0 and len(out) == 1:
+                    first = i
             else:
                 out.append(_END_OF_MIB + echo)
-        if walk and heads and len(heads) == len(ranges):
-            self._cursor = (table, b"".join(heads), last, published)
+        if walk and first >= 0:
+            vb = table.varbind(first)
+            self._cursor = (table, vb[4 : 8 + 4 * vb[4]], first, published)
             if self._heads:
                 self._merge_cursor()
         return b"".join(out)

@@ -73,41 +73,38 @@ def _vip_expected() -> dict[int, dict[str, object]]:
     return {i: dict(row) for i, row in VIPS.items()}
 
 
-def test_snmptable_vip_table_every_cell(stack: Stack) -> None:
+def _snmptable(stack: Stack, table: str) -> list[tuple[str, dict[str, object]]]:
+    """(printed index, {column: value}) per row of `snmptable` by MIB name."""
     out = _tool(stack, "snmptable", *TABLE_OUTPUT, "-Cf", "|", "-Ci",
-                stack.address, f"{MODULE}::vppLbVipTable")  # fmt: skip
+                stack.address, f"{MODULE}::{table}")  # fmt: skip
     lines = [line for line in out.splitlines() if line.strip()]
-    assert lines[0].startswith("SNMP table: ")
-    lines = lines[1:]
-    header = [c.strip() for c in lines[0].split("|")]
+    assert lines[0] == f"SNMP table: {MODULE}::{table}"
+    header = [c.strip() for c in lines[1].split("|")]
     assert header[0] == "index"
-    assert set(header[1:]) == set(next(iter(VIPS.values())))  # every column, by name
-    got: dict[int, dict[str, object]] = {}
-    for line in lines[1:]:
-        cells = line.split("|")
-        got[int(cells[0])] = {c: _value(c, v) for c, v in zip(header[1:], cells[1:], strict=True)}
+    rows = []
+    for line in lines[2:]:
+        index, *cells = line.split("|")
+        rows.append((index.strip(), {
+            c: _value(c, v) for c, v in zip(header[1:], cells, strict=True)
+        }))
+    return rows
+
+
+def test_snmptable_vip_table_every_cell(stack: Stack) -> None:
+    got = {int(index): row for index, row in _snmptable(stack, "vppLbVipTable")}
     assert got == _vip_expected()
 
 
 def test_snmptable_backend_table_every_cell(stack: Stack) -> None:
-    out = _tool(stack, "snmptable", *TABLE_OUTPUT, "-Cf", "|", "-Ci",
-                stack.address, f"{MODULE}::vppLbBackendTable")  # fmt: skip
-    lines = [line for line in out.splitlines() if line.strip()]
-    assert lines[0].startswith("SNMP table: ")
-    lines = lines[1:]
-    header = [c.strip() for c in lines[0].split("|")]
     got: dict[tuple[int, str], dict[str, object]] = {}
-    for line in lines[1:]:
-        cells = line.split("|")
+    for index, row in _snmptable(stack, "vppLbBackendTable"):
         # The index as net-snmp prints it through the MIB: vipIndex.family."address"
-        m = re.fullmatch(r'(\d+)\.(ipv4|ipv6)\."(.*)"', cells[0].strip())
-        assert m is not None, cells[0]
+        m = re.fullmatch(r'(\d+)\.(ipv4|ipv6)\."(.*)"', index)
+        assert m is not None, index
         address = m.group(3)
         if m.group(2) == "ipv6":  # InetAddressIPv6 index: colon-separated octets
             address = str(ipaddress.ip_address(bytes.fromhex(address.replace(":", ""))))
-        got[(int(m.group(1)), address)] = {
-            c: _value(c, v) for c, v in zip(header[1:], cells[1:], strict=True)
-        }
+        got[(int(m.group(1)), address)] = row
     assert got == BACKENDS
 
 
