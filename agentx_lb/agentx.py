@@ -360,9 +360,8 @@ class LbAgent:
         self.spin_ns = int(spin_s * 1e9)
         self.pin_max_s = pin_max_s
         self._clock = clock
-        self._table = Table.empty(self.root)
         # The served table and when it was published, replaced as one pair.
-        self._served: tuple[Table, float] = (self._table, clock())
+        self._served: tuple[Table, float] = (Table.empty(self.root), clock())
         self._connected = False
         # Sequential-walk shortcut: (table, canonical OID last answered, its index).
         self._hint: tuple[Table, bytes, int] | None = None
@@ -390,14 +389,13 @@ class LbAgent:
 
     @property
     def table(self) -> Table:
-        return self._table
+        return self._served[0]
 
     def publish(self, table: Table) -> None:
         """Serve `table` from the next PDU on (thread-safe: one reference swap)."""
         if table.root != self.root:
             raise ValueError(f"table root {table.root} is not the agent root {self.root}")
         self._served = (table, self._clock())
-        self._table = table
 
     # ---- lifecycle
 
@@ -544,7 +542,10 @@ class LbAgent:
                 pos = _skip_context(payload, flags, nbo)
                 ranges = _parse_ranges(payload, pos, nbo)
                 table, published = self._walk_table(ranges, table, published)
-                return _response(pdu, 0, 0, self._getnext(table, ranges, published))
+                answers, first = self._getnext(table, ranges)
+                if first >= 0:  # the walk's new head (`_walk_table` let go of the old)
+                    self._move_cursor(table, first, published)
+                return _response(pdu, 0, 0, answers)
             if ptype == pyagentx3.AGENTX_GET_PDU:
                 pos = _skip_context(payload, flags, nbo)
                 return _response(pdu, 0, 0, self._get(table, _parse_ranges(payload, pos, nbo)))
@@ -579,7 +580,7 @@ class LbAgent:
         if cursor is None:
             return None
         table = cursor[0]
-        if table is not self._table and self._clock() - cursor[3] > self.pin_max_s:
+        if table is not self._served[0] and not self._may_continue(table, cursor[3]):
             return None  # the walk's table is too old: the general path moves it on
         n = len(pdu)
         mid = HDR_LEN + 4 + 4 * pdu[HDR_LEN] if n > HDR_LEN else n
@@ -595,10 +596,7 @@ class LbAgent:
             end = self._end = (end_wire, self._end_canon(pdu, mid))
         if end[1] is not None and table.root_key + table.key(i) >= end[1]:
             return None
-        vb = table.varbind(i)
-        self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i, cursor[3])
-        if self._heads:
-            self._merge_cursor()
+        vb = self._move_cursor(table, i, cursor[3])
         self.fast_answers += 1
         return b"".join((_RESP_START, pdu[4:16], _U32_BE.pack(8 + len(vb)), _RESP_OK, vb))
 
@@ -609,10 +607,10 @@ class LbAgent:
     ) -> tuple[Table, float]:
         """The table a general-path GetNext is answered from, and its publish time.
 
-        A one-range request (include 0) from a walk's head continues on that
-        walk's table unless the table is older than `pin_max_s`; any other
-        request is answered from the newest. The latest answer's head (the
-        cursor) is parked unless this request continues it.
+        A request (include 0) whose first range starts at a walk's head
+        continues on that walk's table unless the table is older than
+        `pin_max_s`; any other request is answered from the newest. The latest
+        answer's head (the cursor) is parked unless this request continues it.
         """
         now = self._clock()
         # A walk's next request starts at its last answer; snmptable asks a row
@@ -632,9 +630,21 @@ class LbAgent:
             if parked is not None:
                 head = (parked[0], parked[2])
         self._expire_heads(now)
-        if head is not None and (head[0] is table or now - head[1] <= self.pin_max_s):
+        if head is not None and self._may_continue(*head):
             return head
         return table, published
+
+    def _may_continue(self, table: Table, published: float) -> bool:
+        """A walk may go on in `table`: it is the served one, or not too old."""
+        return table is self._served[0] or self._clock() - published <= self.pin_max_s
+
+    def _move_cursor(self, table: Table, i: int, published: float) -> bytes:
+        """Cell i of `table` is a walk's new head: the cursor; returns its varbind."""
+        vb = table.varbind(i)
+        self._cursor = (table, vb[4 : 8 + 4 * vb[4]], i, published)
+        if self._heads:
+            self._merge_cursor()
+        return vb
 
     def _park(self, cursor: _Head, now: float) -> None:
         """Keep the cursor's walk as a head (no head has its OID: `_merge_cursor`)."""
@@ -690,28 +700,20 @@ class LbAgent:
         self._hint = (table, canon, i)
         return i, canon
 
-    def _getnext(
-        self, table: Table, ranges: list, published: float, walk: bool = True
-    ) -> bytes:
-        """The answers to `ranges`; with `walk`, the first range's answer becomes
-        the cursor (the caller, `_walk_table`, has parked or consumed the
-        previous one)."""
+    def _getnext(self, table: Table, ranges: list) -> tuple[bytes, int]:
+        """The answers to `ranges`, and the index of the first range's answer
+        (-1 when it is endOfMibView or there is no range)."""
         out = []
         first = -1
-        for start, include, echo, end in ranges:
+        for k, (start, include, echo, end) in enumerate(ranges):
             i, _ = self._next(table, start, include, end)
             if i >= 0:
                 out.append(table.varbind(i))
-                if first < 0 and len(out) == 1:
+                if k == 0:
                     first = i
             else:
                 out.append(_END_OF_MIB + echo)
-        if walk and first >= 0:
-            vb = table.varbind(first)
-            self._cursor = (table, vb[4 : 8 + 4 * vb[4]], first, published)
-            if self._heads:
-                self._merge_cursor()
-        return b"".join(out)
+        return b"".join(out), first
 
     def _get(self, table: Table, ranges: list) -> bytes:
         out = []
@@ -727,7 +729,7 @@ class LbAgent:
         return b"".join(out)
 
     def _getbulk(self, table: Table, ranges: list, non_rep: int, max_rep: int) -> bytes:
-        out = [self._getnext(table, ranges[:non_rep], 0.0, walk=False)]
+        out = [self._getnext(table, ranges[:non_rep])[0]]
         repeaters = [[s, inc, echo, end] for s, inc, echo, end in ranges[non_rep:]]
         if not repeaters:
             return out[0]

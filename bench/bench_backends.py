@@ -28,20 +28,9 @@ def backend_varbinds(emu: tuple) -> tuple[str, int, str]:
     """(backend table OID, varbinds in it, one of its cells) from one scrape of `emu`."""
     from pyagentx3.pdu import PDU
 
-    from agentx_lb.model import Snapshot
     from agentx_lb.oids import BACKEND_ENTRY, DEFAULT_ROOT, format_oid
-    from agentx_lb.reduce import reduce
-    from agentx_lb.table import build_table
-    from agentx_lb.vpp.source import VppSource
 
-    stats_sock, api_sock, api_dir, _ = emu
-    src = VppSource(stats_sock, api_sock, api_dir, timeout_s=30.0)
-    try:
-        raw = src.read()
-    finally:
-        src.close()
-    rows, _ = reduce(raw, None, 0)
-    table = build_table(Snapshot(rows=rows), DEFAULT_ROOT)
+    table = run.scraped_table(emu)
     entry = format_oid(DEFAULT_ROOT + BACKEND_ENTRY) + "."
     names = []
     for vb in table.varbinds:

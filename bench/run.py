@@ -286,12 +286,10 @@ def _emulator(n_vips: int) -> tuple[Any, Any, tuple]:
     return proc, parent, parent.recv()
 
 
-def _cells(emu: tuple, path: str) -> tuple[str, int, str]:
-    """Scrape the emulator once and write the VIP table cells for the peers."""
-    from pyagentx3.pdu import PDU
-
+def scraped_table(emu: tuple) -> Any:
+    """The table the agent would serve after one scrape of the emulator."""
     from agentx_lb.model import Snapshot
-    from agentx_lb.oids import DEFAULT_ROOT, format_oid
+    from agentx_lb.oids import DEFAULT_ROOT
     from agentx_lb.reduce import reduce
     from agentx_lb.table import build_table
     from agentx_lb.vpp.source import VppSource
@@ -302,7 +300,16 @@ def _cells(emu: tuple, path: str) -> tuple[str, int, str]:
         rows, _ = reduce(src.read(), None, 0)
     finally:
         src.close()
-    table = build_table(Snapshot(rows=rows), DEFAULT_ROOT)
+    return build_table(Snapshot(rows=rows), DEFAULT_ROOT)
+
+
+def _cells(emu: tuple, path: str) -> tuple[str, int, str]:
+    """Scrape the emulator once and write the VIP table cells for the peers."""
+    from pyagentx3.pdu import PDU
+
+    from agentx_lb.oids import DEFAULT_ROOT, format_oid
+
+    table = scraped_table(emu)
     base = format_oid(DEFAULT_ROOT + (1, 2))
     entry = base + ".1."
     cells = []
