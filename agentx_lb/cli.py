@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import functools
 import json
 import logging
 import os
@@ -49,6 +50,8 @@ _FLAG_HELP: Mapping[str, str] = {
     "interval_s": "seconds between scrapes (default 5)",
     "max_stale_intervals": "intervals without a good scrape before the VIP rows are withdrawn "
     "(default 3)",
+    "vip_retention_s": "seconds a VIP absent from VPP keeps its counter offsets, e.g. while a "
+    "restarted VPP re-creates its VIPs (default 600)",
     "oid_root": "OID under which the MIB is served (default 1.3.6.1.4.1.8072.9999.9999.8298)",
     "state_dir": "directory of the counter state file (default /var/lib/agentx-lb)",
     "log_level": "debug, info, warning or error (default info)",
@@ -235,6 +238,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
     from agentx_lb.agentx import LbAgent
     from agentx_lb.memory import one_malloc_arena
     from agentx_lb.pipeline import Pipeline
+    from agentx_lb.reduce import reduce
     from agentx_lb.vpp.source import VppSource
 
     one_malloc_arena()
@@ -258,6 +262,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
         interval_s=cfg.interval_s,
         max_stale_intervals=cfg.max_stale_intervals,
         state_path=cfg.state_path,
+        reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
     )
     return serve(agent, pipeline, source, stop)
 

@@ -32,6 +32,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_INTERVAL_S = 3600.0
 MAX_TIMEOUT_S = 60.0
 MAX_STALE_INTERVALS = 100_000
+MAX_RETENTION_S = 7 * 24 * 3600.0
 # SNMP allows 128 sub-ids per OID; the longest OID we serve is the backend
 # table's IPv6 cell: root + (1, 3, 1, column, vip, type, 16, 16 address bytes).
 _LONGEST_SUFFIX = 7 + 16
@@ -54,6 +55,9 @@ class Config:
     agentx_socket: str = "/var/agentx/master"
     interval_s: float = 5.0
     max_stale_intervals: int = 3
+    # How long a VIP that VPP no longer lists keeps its counter offsets (a VPP
+    # restart: API up, LB still empty until its startup-config has run).
+    vip_retention_s: float = 600.0
     oid_root: Oid = oids.DEFAULT_ROOT
     state_dir: str = "/var/lib/agentx-lb"
     log_level: str = "info"
@@ -75,6 +79,7 @@ FLAGS: Mapping[str, str] = {
     "agentx_socket": "--agentx-socket",
     "interval_s": "--interval",
     "max_stale_intervals": "--max-stale-intervals",
+    "vip_retention_s": "--vip-retention",
     "oid_root": "--oid-root",
     "state_dir": "--state-dir",
     "log_level": "--log-level",
@@ -252,6 +257,13 @@ def _stale(value: Any, from_text: bool) -> int:
     return count
 
 
+def _retention(value: Any, from_text: bool) -> float:
+    seconds = _number(value, from_text)
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_RETENTION_S:
+        raise _Invalid(f"must be >= 0 and <= {MAX_RETENTION_S:g} seconds, got {seconds:g}")
+    return seconds
+
+
 def _log_level(value: Any, _from_text: bool) -> str:
     level = _text(value).strip().lower()
     if level not in LOG_LEVELS:
@@ -290,6 +302,7 @@ _CHECKS: Mapping[str, Callable[[Any, bool], Any]] = {
     "agentx_socket": _socket_path,
     "interval_s": _interval,
     "max_stale_intervals": _stale,
+    "vip_retention_s": _retention,
     "oid_root": _oid_root,
     "state_dir": _directory,
     "log_level": _log_level,

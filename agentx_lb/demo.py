@@ -11,6 +11,7 @@ removes every process, socket and file it made.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -129,6 +130,7 @@ def run_demo(
     from agentx_lb.emulator import EmulatedVpp
     from agentx_lb.mib import render_mib
     from agentx_lb.pipeline import Pipeline
+    from agentx_lb.reduce import reduce
     from agentx_lb.snmpd import PrivateSnmpd
     from agentx_lb.vpp.source import VppSource
 
@@ -174,6 +176,7 @@ def run_demo(
             interval_s=interval_s,
             max_stale_intervals=cfg.max_stale_intervals,
             state_path=os.path.join(workdir, "counters.json"),
+            reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
         )
 
         bases = base_mib_dirs()

@@ -14,6 +14,11 @@ While a row keeps its identity, each Counter64 column never goes backwards:
 * A new identity at an index is a new row: offsets 0, discontinuity now.
 * Route columns are None when the prefix has no exact FIB entry (unknown, never
   0); their offset and baseline are kept until the route is back.
+* A row whose VIP is absent (deleted, or the whole LB empty while a restarted
+  VPP's startup-config is still adding VIPs) keeps its offsets for
+  `retain_absent_cs`, or until another identity takes its index. When it comes
+  back, VPP has re-created the VIP (its LB counters start again at 0): the last
+  served values become the offsets, so no column ever goes down.
 
 A reset that grows past the old raw value between two scrapes cannot be seen
 in the numbers; a VPP restart is still caught by `vpp_instance`.
@@ -22,14 +27,15 @@ in the numbers; a VPP restart is still caught by `vpp_instance`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from operator import add, attrgetter, itemgetter, le
 from typing import Any, overload
 
 from agentx_lb.model import RawScrape, Vip, VipCounters, VipRow
 
 __all__ = [
+    "DEFAULT_RETAIN_ABSENT_CS",
     "LB_COUNTER_NAMES",
     "CombinedRow",
     "CounterState",
@@ -49,6 +55,9 @@ _N_FIELDS = 6  # the four LB counters, route packets, route octets
 _ROUTE = (4, 5)
 _INDEX = attrgetter("index")
 _STATE_VERSION = 1
+# How long an absent VIP's offsets are kept (centiseconds): long enough for a
+# slow VPP restart (startup-config adding thousands of VIPs).
+DEFAULT_RETAIN_ABSENT_CS = 600 * 100
 
 
 class CombinedRow(Sequence[tuple[int, int]]):
@@ -169,6 +178,7 @@ class RowState:
     last_raw: tuple[int | None, ...]  # per column; None: never known since the last reset
     route_stats_index: int | None
     discontinuity_cs: int
+    absent_since_cs: int | None = None  # None while VPP lists the VIP
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +200,7 @@ class CounterState:
                         "last_raw": list(r.last_raw),
                         "route_stats_index": r.route_stats_index,
                         "discontinuity_cs": r.discontinuity_cs,
+                        "absent_since_cs": r.absent_since_cs,
                     }
                     for r in self.rows
                 ],
@@ -225,6 +236,7 @@ def _row_from_json(doc: Any) -> RowState:
     last_raw = doc.get("last_raw")
     stats_index = doc.get("route_stats_index")
     disc = doc.get("discontinuity_cs")
+    absent = doc.get("absent_since_cs")  # absent in files of earlier versions
     ok = (
         isinstance(identity, list)
         and len(identity) == 4
@@ -241,6 +253,7 @@ def _row_from_json(doc: Any) -> RowState:
         and (stats_index is None or (_is_int(stats_index) and stats_index >= 0))
         and _is_int(disc)
         and disc >= 0
+        and (absent is None or (_is_int(absent) and absent >= 0))
     )
     if not ok:
         raise ValueError(f"malformed counter state row: {doc!r:.200}")
@@ -252,30 +265,37 @@ def _row_from_json(doc: Any) -> RowState:
         last_raw=tuple(last_raw),
         route_stats_index=stats_index,
         discontinuity_cs=disc,
+        absent_since_cs=absent,
     )
 
 
 def reduce(
-    raw: RawScrape, state: CounterState | None, now_cs: int
+    raw: RawScrape,
+    state: CounterState | None,
+    now_cs: int,
+    *,
+    retain_absent_cs: int = DEFAULT_RETAIN_ABSENT_CS,
 ) -> tuple[tuple[VipRow, ...], CounterState]:
     """Served rows (removed VIPs dropped, sorted by index) and the next state."""
     vips = sorted((v for v in raw.vips if not v.removed), key=_INDEX)
     prefixes, route_indices, raw_values = _raw_values(raw, vips)
     previous: dict[int, RowState] = {}
-    restarted = False
     if state is not None:
-        previous = {r.identity[0]: r for r in state.rows}
-        restarted = state.vpp_instance != raw.vpp_instance
+        kept = state.rows
+        if state.vpp_instance != raw.vpp_instance:
+            # VPP restarted: every counter, seen now or not, starts again at 0.
+            kept = tuple(_rebased(r, now_cs) for r in kept)
+        previous = {r.identity[0]: r for r in kept}
     rows: list[VipRow] = []
     new_state: list[RowState] = []
     no_offsets = (0,) * _N_FIELDS
     for vip, prefix, stats_index, values in zip(vips, prefixes, route_indices, raw_values):
-        old = previous.get(vip.index)
+        old = previous.pop(vip.index, None)
         identity = (vip.index, prefix, vip.protocol, vip.port)  # Vip.identity, prefix made once
         if old is None or old.identity != identity:
             row = RowState(identity, no_offsets, values, stats_index, now_cs)
         elif (
-            not restarted
+            old.absent_since_cs is None
             and stats_index is not None  # then no value is None
             and stats_index == old.route_stats_index
             and None not in old.last_raw
@@ -285,7 +305,7 @@ def reduce(
             disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
             row = RowState(old.identity, old.offsets, values, stats_index, disc_cs)
         else:
-            row = _advance(old, values, stats_index, restarted, now_cs)
+            row = _advance(old, values, stats_index, now_cs)
         if row.offsets == no_offsets:
             served = values
         else:
@@ -296,24 +316,49 @@ def reduce(
         # The four LB counters are sums, never None; the route pair may be.
         rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))
         new_state.append(row)
+    # What is left was not listed by VPP this time: keep it a while.
+    new_state.extend(_still_retained(previous.values(), now_cs, retain_absent_cs))
     return tuple(rows), CounterState(raw.vpp_instance, tuple(new_state))
+
+
+def _rebased(row: RowState, now_cs: int) -> RowState:
+    """`row` after a VPP restart: its last values folded into the offsets."""
+    offsets = tuple(off + (raw or 0) for off, raw in zip(row.offsets, row.last_raw, strict=True))
+    # A new VPP's FIB entries have new stats indexes: no baseline to compare with.
+    return RowState(row.identity, offsets, (0,) * _N_FIELDS, None, now_cs, row.absent_since_cs)
+
+
+def _still_retained(absent: Iterable[RowState], now_cs: int, retain_cs: int) -> list[RowState]:
+    kept = []
+    for row in absent:
+        since = row.absent_since_cs
+        if since is None or since > now_cs:  # new, or stamped by an earlier process
+            since = now_cs
+        if now_cs - since < retain_cs:
+            kept.append(row if since == row.absent_since_cs else replace(row, absent_since_cs=since))
+    return kept
 
 
 def _advance(
     old: RowState,
     values: tuple[int | None, ...],
     stats_index: int | None,
-    restarted: bool,
     now_cs: int,
 ) -> RowState:
     offsets = list(old.offsets)
     last_raw = list(old.last_raw)
+    # Back after an absence: VPP re-created the VIP and zeroed its LB counters,
+    # whatever they count by now (the FIB entry may have lived on).
+    recreated = old.absent_since_cs is not None
     discontinuity = False
     for i, value in enumerate(values):
         before = last_raw[i]
-        reset = restarted or (value is not None and before is not None and value < before)
-        if i in _ROUTE and stats_index is not None and stats_index != old.route_stats_index:
-            reset = reset or old.route_stats_index is not None
+        reset = value is not None and before is not None and value < before
+        if i in _ROUTE:
+            if stats_index is not None and stats_index != old.route_stats_index:
+                reset = reset or old.route_stats_index is not None
+        elif recreated:
+            reset = True
         if reset:
             # The last served value becomes the offset; the baseline restarts at 0.
             offsets[i] += before or 0

@@ -155,6 +155,58 @@ def test_route_stats_index_change_rebases_route_columns_only() -> None:
     assert rows[0].discontinuity_cs == 7
 
 
+def test_vpp_restart_with_an_empty_lb_window_keeps_every_counter() -> None:
+    # VPP's API answers before its startup-config has re-created the VIPs.
+    si = {"192.0.2.1/32": 1}
+    _, s1 = reduce(_raw((V1,), _lb(2, {1: 159}), [[(0, 0), (7, 700)]], si), None, 100)
+    rows, s2 = reduce(_raw((), instance="i2"), s1, 200)
+    assert rows == ()
+    assert [r.identity for r in s2.rows] == [V1.identity]  # kept while absent
+    rows, s3 = reduce(_raw((V1,), _lb(2, {1: 0}), [[(0, 0), (0, 0)]], si, "i2"), s2, 300)
+    assert rows[0].counters == VipCounters(159, 159, 159, 159, 7, 700)
+    assert rows[0].discontinuity_cs == 300
+    rows, _ = reduce(_raw((V1,), _lb(2, {1: 5}), [[(0, 0), (2, 200)]], si, "i2"), s3, 400)
+    assert rows[0].counters == VipCounters(164, 164, 164, 164, 9, 900)
+    assert rows[0].discontinuity_cs == 300
+
+
+def test_vip_back_after_an_absence_is_rebased_even_if_its_counters_grew() -> None:
+    # Deleted and re-added between two scrapes of one VPP: VPP zeroed its LB
+    # counters, and they may be past the old value by the next scrape.
+    _, s1 = reduce(_raw((V1,), _lb(2, {1: 10})), None, 1)
+    _, s2 = reduce(_raw(()), s1, 2)
+    rows, _ = reduce(_raw((V1,), _lb(2, {1: 50})), s2, 3)
+    assert rows[0].counters.next_packets == 60
+    assert rows[0].discontinuity_cs == 3
+
+
+def test_absent_vip_is_forgotten_after_the_retention_time() -> None:
+    _, s1 = reduce(_raw((V1,), _lb(2, {1: 10})), None, 0)
+    _, s2 = reduce(_raw(()), s1, 100, retain_absent_cs=500)
+    _, s3 = reduce(_raw(()), s2, 599, retain_absent_cs=500)
+    assert [r.absent_since_cs for r in s3.rows] == [100]
+    _, s4 = reduce(_raw(()), s3, 600, retain_absent_cs=500)
+    assert s4.rows == ()
+    rows, _ = reduce(_raw((V1,), _lb(2, {1: 3})), s4, 700, retain_absent_cs=500)
+    assert rows[0].counters.next_packets == 3
+
+
+def test_absent_vip_is_forgotten_once_another_identity_takes_its_index() -> None:
+    _, s1 = reduce(_raw((V1,), _lb(2, {1: 100})), None, 1)
+    other = Vip(1, "192.0.2.9", 32, 4, Encap.GRE4, protocol=6, port=80)
+    _, s2 = reduce(_raw((other,), _lb(2, {1: 3})), s1, 2)
+    _, s3 = reduce(_raw(()), s2, 3)
+    rows, _ = reduce(_raw((V1,), _lb(2, {1: 4})), s3, 4)
+    assert rows[0].counters.next_packets == 4  # V1's old offsets went with its index
+
+
+def test_absence_stamped_by_an_earlier_process_is_clamped() -> None:
+    _, s1 = reduce(_raw((V1,), _lb(2, {1: 10})), None, 0)
+    _, s2 = reduce(_raw(()), s1, 90_000)
+    _, s3 = reduce(_raw(()), s2, 50)  # a new agent process: its clock starts again
+    assert [r.absent_since_cs for r in s3.rows] == [50]
+
+
 def test_loaded_state_from_a_later_uptime_is_clamped() -> None:
     _, s1 = reduce(_raw((V1,), _lb(2, {1: 5})), None, 10_000)
     rows, _ = reduce(_raw((V1,), _lb(2, {1: 6})), s1, 50)
@@ -168,6 +220,20 @@ def test_state_json_round_trip() -> None:
     _, s2 = reduce(_raw((V1, V3), _lb(4, {1: 1}), [[(0, 0), (1, 2)]], si), s1, 2)
     assert CounterState.from_json(s2.to_json()) == s2
     assert s2.rows[0].offsets[0] == 9
+    _, s3 = reduce(_raw((V3,), _lb(4, {3: 5}), [[(0, 0), (1, 2)]], si), s2, 3)
+    assert [r.absent_since_cs for r in s3.rows] == [None, 3]
+    assert CounterState.from_json(s3.to_json()) == s3
+
+
+def test_state_of_an_earlier_version_without_absence_loads() -> None:
+    text = (
+        '{"version": 1, "vpp_instance": "x", "rows": [{"identity": [1, "a", 6, 80],'
+        ' "offsets": [0,0,0,0,0,0], "last_raw": [1,2,3,4,null,null],'
+        ' "route_stats_index": null, "discontinuity_cs": 5}]}'
+    )
+    (row,) = CounterState.from_json(text).rows
+    assert row.absent_since_cs is None
+    assert row.last_raw == (1, 2, 3, 4, None, None)
 
 
 @pytest.mark.parametrize(
@@ -186,6 +252,9 @@ def test_state_json_round_trip() -> None:
         '{"version": 1, "vpp_instance": "x", "rows": [{"identity": [1, "a", 6, 80],'
         ' "offsets": [0,0,0,0,0,0], "last_raw": [0,0,0,0,null,true],'
         ' "route_stats_index": null, "discontinuity_cs": 0}]}',
+        '{"version": 1, "vpp_instance": "x", "rows": [{"identity": [1, "a", 6, 80],'
+        ' "offsets": [0,0,0,0,0,0], "last_raw": [0,0,0,0,null,null],'
+        ' "route_stats_index": null, "discontinuity_cs": 0, "absent_since_cs": -1}]}',
         "[" * 100_000,
     ],
 )
@@ -195,6 +264,7 @@ def test_state_from_garbage_raises_value_error(text: str) -> None:
 
 
 # --- property: served counters never decrease while identity holds -------------
+# (absences within the retention time included: a restart's empty window)
 
 _step = st.tuples(
     st.lists(st.integers(0, 10**6), min_size=4, max_size=4),  # LB raw values
@@ -221,8 +291,7 @@ def test_served_counters_never_decrease(steps: list) -> None:  # type: ignore[ty
         vips = (V1,) if present else ()
         rows, state = reduce(_raw(vips, lb, route_to, si, instance), state, now)
         if not present:
-            last = None  # the row left the table: its history may restart
-            continue
+            continue  # the row is kept while absent: its counters carry on
         (row,) = rows
         c = row.counters
         served = (c.next_packets, c.first_packets, c.untracked_packets, c.no_server_packets,
