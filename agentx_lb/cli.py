@@ -217,8 +217,17 @@ def _dump(cfg: Config, out: TextIO, err: TextIO) -> int:
     finally:
         source.close()
     rows, _state = reduce(raw, None, 0)
-    json.dump(scrape_document(raw, rows), out, indent=2, sort_keys=False)
-    out.write("\n")
+    try:
+        json.dump(scrape_document(raw, rows), out, indent=2, sort_keys=False)
+        out.write("\n")
+        out.flush()
+    except BrokenPipeError:
+        # `agentx-lb dump | head`: the reader has what it wanted. Point stdout
+        # at /dev/null so the interpreter's flush at exit fails no more.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
     return EXIT_OK
 
 

@@ -65,14 +65,10 @@ class FailureStreak:
         self.count += 1
         extra = "".join(f" {k}={v}" for k, v in context.items())
         if self.count == 1:
-            # The traceback is worth having once per streak, not on every repeat.
-            self._log.warning(
-                "%s failed err=%s%s",
-                self._what,
-                error,
-                extra,
-                exc_info=error if isinstance(error, BaseException) else None,
-            )
+            # One line for the operator; the traceback once per streak, for a developer.
+            self._log.warning("%s failed err=%s%s", self._what, error, extra)
+            if isinstance(error, BaseException):
+                self._log.debug("%s failure traceback", self._what, exc_info=error)
         else:
             self._log.debug("%s failed again count=%d err=%s%s", self._what, self.count, error, extra)
 

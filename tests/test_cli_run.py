@@ -153,6 +153,24 @@ def test_dump_prints_json(make_vpp: object) -> None:
     assert isinstance(doc, dict)
 
 
+def test_dump_into_a_closed_pipe_exits_0_silently(make_vpp: object) -> None:
+    # `agentx-lb dump | head`: head leaves after the first lines.
+    vpp: EmulatedVpp = make_vpp(workers=1)  # type: ignore[operator]
+    for i in range(400):
+        vpp.add_backend(vpp.add_vip(f"192.0.2.{i % 250}/32", protocol=6, port=i), "10.0.0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentx_lb", "dump", "--vpp-api-socket", vpp.api_socket,
+         "--vpp-stats-socket", vpp.stats_socket],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        assert proc.stdout.read(10).startswith(b"{")
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr.read() == b""
+
+
 def test_dump_vpp_unreachable_is_one_line(short_tmpdir: str) -> None:
     api = os.path.join(short_tmpdir, "api.sock")
     proc = subprocess.run(

@@ -43,6 +43,23 @@ def test_restart_without_vips_drops_lb_counters(vpp: EmulatedVpp) -> None:
     assert vpp.show_vips_verbose() == ""
 
 
+def test_restart_like_startup_config_api_up_before_the_vips(vpp: EmulatedVpp) -> None:
+    a = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+    b = vpp.add_vip("192.0.2.2/32", protocol=6, port=80)
+    vpp.add_backend(b, "10.0.0.1")
+    vpp.del_vip(a)
+    c = vpp.add_vip("192.0.2.3/32")  # takes index a
+    vpp.restart(lb_after_s=0.5, vip_step_s=0.1)
+    with api_client(vpp) as client:
+        # The API answers while the LB is still empty, as a real VPP does.
+        assert client.api.cli_inband(cmd="show lb vips verbose").reply == ""
+        with stats_client(vpp) as stats:
+            assert stats.ls(["^first session packet$"]) == []  # no VIP yet: no counters
+    vpp.wait_restored()
+    assert vpp.vip_indices() == [c, b]
+    assert "10.0.0.1" in vpp.show_vips_verbose()
+
+
 def test_restart_changes_message_ids_and_client_relearns(vpp: EmulatedVpp) -> None:
     vpp.add_vip("192.0.2.1/32")
     client = VPPApiClient(apifiles=vpp.api_files, server_address=vpp.api_socket, read_timeout=2)

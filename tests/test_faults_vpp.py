@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from agentharness import (
     COL_DISC,
+    COL_FIRST,
     COL_NEXT,
     CONNECTED,
     CONSECUTIVE_FAILURES,
@@ -162,6 +163,39 @@ def test_vpp_restart_same_vips_monotonic_new_identity_new_row(
     wait_until(lambda: served.column(COL_NEXT) == {c: 3}, WAIT_S)
     assert served.names() == {c: "198.51.100.1/32 tcp/443"}
     assert served.column(COL_DISC)[c] > disc1[a]
+    assert agent.alive
+
+
+def test_vpp_restart_with_startup_config_keeps_counters_through_the_empty_lb(
+    make_vpp: Callable[..., EmulatedVpp], start_agent: Callable[..., AgentProc], served: Served
+) -> None:
+    # kill -9 and a restart with the LB in `unix { startup-config }`: the API
+    # answers seconds before the VIPs exist (seen on VPP 25.10). The agent
+    # must serve the empty LB as it is, and continue every counter after it.
+    vpp = make_vpp(workers=2)
+    a = vpp.add_vip("192.0.2.10/32", protocol=6, port=80)
+    b = vpp.add_vip("2001:db8::20/128", protocol=17, port=53, encap="gre6")
+    vpp.traffic(a, thread=1, first_packets=159)
+    vpp.traffic(b, thread=2, next_packets=500)
+    agent = start_agent(str(vpp.run_dir))
+    wait_until(lambda: served.column(COL_NEXT) == {a: 0, b: 500}, WAIT_S)
+    firsts: list[int] = []
+
+    def first_a() -> int | None:
+        got = served.column(COL_FIRST)
+        if a in got:
+            firsts.append(int(got[a]))
+        return got.get(a)
+
+    wait_until(lambda: first_a() == 159, WAIT_S)
+    vpp.kill()
+    vpp.restart(lb_after_s=3.0, vip_step_s=0.2)
+    wait_until(lambda: served.scalars().get(VIP_COUNT) == 0, WAIT_S)  # the empty LB, as it is
+    vpp.wait_restored()
+    vpp.traffic(a, thread=1, first_packets=3)
+    vpp.traffic(b, thread=1, next_packets=1)
+    wait_until(lambda: first_a() == 162 and served.column(COL_NEXT).get(b) == 501, WAIT_S)
+    assert _monotonic(firsts) and min(firsts) >= 159, firsts
     assert agent.alive
 
 

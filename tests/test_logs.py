@@ -71,11 +71,16 @@ def test_failure_streak(caplog: pytest.LogCaptureFixture) -> None:
     got = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert got == [
         ("WARNING", "scrape failed err=refused socket=/run/vpp/api.sock"),
+        ("DEBUG", "scrape failure traceback"),
         ("DEBUG", "scrape failed again count=2 err=refused socket=/run/vpp/api.sock"),
         ("DEBUG", "scrape failed again count=3 err=refused socket=/run/vpp/api.sock"),
         ("INFO", "scrape recovered failures=3"),
     ]
     assert streak.count == 0
+    # The operator's line has no traceback (the README promises one line).
+    warning = caplog.records[0]
+    assert warning.exc_info is None and warning.exc_text is None
+    assert caplog.records[1].exc_info is not None
 
 
 def test_once_logger(caplog: pytest.LogCaptureFixture) -> None:

@@ -251,11 +251,12 @@ def test_route_lookups_are_cached(
 
 def test_route_miss_is_none(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
     v = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
-    src = sources(vpp)
+    clock = _Clock()
+    src = sources(vpp, route_refresh_s=300.0, clock=clock)
     src.read()
     # The FIB entry vanishes behind the VIP's back; the next refresh sees the miss.
     vpp._routes.clear()  # noqa: SLF001 (emulator internals: no public switch for this)
-    src.route_refresh_s = 0.0
+    clock.now += 300.0
     raw = src.read()
     assert raw.stats_index == {"192.0.2.1/32": None}
     assert sum_counters(raw)[v].route_packets is None
@@ -438,3 +439,74 @@ def test_replies_cross_threads_by_reference(
     vpp.restart()  # a new connection: vpp_papi assigns new queues
     assert len(source.read().vips) == 1
     assert type(source._client.transport.q) is _ThreadQueue
+
+
+def _add_many(vpp: EmulatedVpp, n: int) -> None:
+    for i in range(n):
+        vpp.add_vip(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}/32", protocol=6, port=80)
+
+
+def test_route_lookups_are_pipelined_and_survive_late_replies(
+    vpp: EmulatedVpp, sources: Callable[..., VppSource]
+) -> None:
+    # 10,000 prefixes; every 2,500th lookup answered after the timeout (VPP
+    # busy). One late reply used to drop the connection, and the reconnect
+    # threw every resolved route away: the table never completed.
+    n = 10_000
+    _add_many(vpp, n)
+    vpp.faults.late_every = {"ip_route_lookup": 2500}
+    vpp.faults.late_s = 0.8
+    src = sources(vpp, timeout_s=0.5)
+    reads = 0
+    while True:
+        raw = src.read()
+        reads += 1
+        known = sum(1 for index in raw.stats_index.values() if index is not None)
+        if known == n or reads == 10:
+            break
+    assert known == n
+    assert src.route_late > 0  # some replies really were late
+    assert vpp.api_connections == 1  # a late reply is not a lost connection
+    # Each late reply costs what was in flight behind it, not a new start.
+    assert src.route_lookups < n + reads * 1024
+    lookups = src.route_lookups
+    src.read()
+    assert src.route_lookups == lookups  # resolved ones are not asked again
+
+
+def test_routes_kept_across_a_reconnect_to_the_same_vpp(
+    vpp: EmulatedVpp, sources: Callable[..., VppSource]
+) -> None:
+    vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+    vpp.add_vip("192.0.2.2/32", protocol=6, port=80)
+    src = sources(vpp)
+    first = src.read().stats_index
+    vpp.api_socket_down()  # the API connection drops; VPP itself lives on
+    vpp.api_socket_up()
+    assert src.read().stats_index == first
+    assert src.route_lookups == 2
+    assert vpp.api_connections == 2  # it did reconnect
+
+
+def test_a_bug_in_our_code_is_not_taken_for_bad_vpp_data(
+    vpp: EmulatedVpp, sources: Callable[..., VppSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A TypeError of ours must reach the pipeline (traceback, exit, systemd
+    # restart), not become a "VPP answered garbage" failure streak.
+    vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+
+    def broken(prefix: str, reply: object) -> int:
+        raise TypeError("our bug")
+
+    monkeypatch.setattr(VppSource, "_stats_index", staticmethod(broken))
+    with pytest.raises(TypeError, match="our bug"):
+        sources(vpp).read()
+
+
+def test_an_answer_vpp_papi_cannot_decode_is_a_data_error(
+    vpp: EmulatedVpp, sources: Callable[..., VppSource]
+) -> None:
+    vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
+    vpp.faults.truncate = {"cli_inband_reply"}
+    with pytest.raises(SourceDataError, match="unusable answer"):
+        sources(vpp).read()

@@ -13,6 +13,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,11 @@ class ApiServer(UnixListener):
         self._lock = threading.Lock()
         self._next_client = 0
 
+    @property
+    def handshakes(self) -> int:
+        """Client connections accepted so far (`sockclnt_create` answered)."""
+        return self._next_client
+
     def set_first_dynamic(self, first_dynamic: int) -> None:
         self.ids = self.codec.assign_ids(first_dynamic)
         self.names = {v: k for k, v in self.ids.items()}
@@ -139,6 +145,8 @@ class ApiServer(UnixListener):
         fields = dict(fields)
         fields["_vl_msg_id"] = self.ids[name]
         data = self.codec.messages[name].pack(fields)
+        if name in self.faults.truncate:
+            data = data[: len(data) // 2]
         conn.sendall(MSGBUF.pack(0, len(data), 0) + data)
 
     def _serve(self, conn: socket.socket) -> None:
@@ -173,6 +181,9 @@ class ApiServer(UnixListener):
                 return
             if name in self.faults.hang:
                 continue
+            delay = self.faults.delay_s(name)
+            if delay:
+                time.sleep(delay)
             if name == "sockclnt_delete":
                 self._send(conn, "sockclnt_delete_reply", {"context": req.context, "response": 0})
                 return

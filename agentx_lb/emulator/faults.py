@@ -22,6 +22,10 @@ class Faults:
       (an older or newer VPP without them).
     * ``route_miss``: VIP prefixes (``"192.0.2.1/32"``) for which
       ``ip_route_lookup`` answers "no such entry" (no exact FIB entry).
+    * ``truncate``: reply names sent cut to half their length (a garbled answer).
+    * ``late_every``: message name -> N: every Nth request of that name is
+      answered ``late_s`` seconds late (VPP busy: the requests behind it on
+      the same connection wait too, as VPP answers in order).
     """
 
     handshake_hang: bool = False
@@ -33,3 +37,15 @@ class Faults:
     cli_extra: dict[int, str] = field(default_factory=dict)
     absent: set[str] = field(default_factory=set)
     route_miss: set[str] = field(default_factory=set)
+    truncate: set[str] = field(default_factory=set)
+    late_every: dict[str, int] = field(default_factory=dict)
+    late_s: float = 2.0
+    _seen: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def delay_s(self, name: str) -> float:
+        """How late to answer this request of `name` (0: on time)."""
+        every = self.late_every.get(name)
+        if not every:
+            return 0.0
+        seen = self._seen[name] = self._seen.get(name, 0) + 1
+        return self.late_s if seen % every == 0 else 0.0

@@ -167,6 +167,7 @@ class EmulatedVpp:
         self._stats_srv = StatsSocketServer(self.stats_socket, self._current_fd)
         self._api_srv = ApiServer(self.api_socket, self._codec, self._handle_api, self.faults)
         self._boottime = 0
+        self._restoring: threading.Thread | None = None
         # `lb conf` values printed by `show lb` (VPP's defaults; see lb_conf()).
         self.ip4_src = IP4_SRC
         self.ip6_src = IP6_SRC
@@ -189,6 +190,11 @@ class EmulatedVpp:
     @property
     def api_files(self) -> list[str]:
         return sorted(str(p) for p in API_DIR.glob("*.api.json"))
+
+    @property
+    def api_connections(self) -> int:
+        """API clients that completed the handshake since the emulator was made."""
+        return self._api_srv.handshakes
 
     @property
     def segment(self) -> StatsSegment:
@@ -229,17 +235,66 @@ class EmulatedVpp:
     ) -> None:
         self.stop()
 
-    def restart(self, *, keep_vips: bool = True) -> None:
-        """A VPP restart: new memfd, re-bound sockets, new message ids, counters at 0."""
+    def restart(
+        self, *, keep_vips: bool = True, lb_after_s: float = 0.0, vip_step_s: float = 0.0
+    ) -> None:
+        """A VPP restart: new memfd, re-bound sockets, new message ids, counters at 0.
+
+        With `lb_after_s` or `vip_step_s`, the restart a real VPP makes when its
+        LB is in `unix { startup-config }`: API and stats answer at once with
+        an empty LB; `lb_after_s` later the VIPs come back one by one, in
+        index order (so at their old indices), `vip_step_s` apart.
+        `wait_restored()` waits for the last one.
+        """
         self._stats_srv.stop()
         self._api_srv.stop()
+        staged = keep_vips and (lb_after_s > 0 or vip_step_s > 0)
         with self.lock:
+            old_vips = self._vips
             if self._seg is not None:
                 self._seg.close()  # clients keep their own (now frozen) mapping
                 self._seg = None
-            self._boot(keep_vips=keep_vips)
+            self._boot(keep_vips=keep_vips and not staged)
+            generation = self.generation
         self._stats_srv.start()
         self._api_srv.start()
+        if staged:
+            self._restoring = threading.Thread(
+                target=self._restore_vips,
+                args=(generation, old_vips, lb_after_s, vip_step_s),
+                name="emu-startup-config",
+                daemon=True,
+            )
+            self._restoring.start()
+
+    def _restore_vips(
+        self, generation: int, old_vips: dict[int, _Vip], lb_after_s: float, vip_step_s: float
+    ) -> None:
+        time.sleep(lb_after_s)
+        for index in sorted(old_vips):
+            with self.lock:
+                if self.generation != generation or self._seg is None:
+                    return  # restarted or stopped again meanwhile
+                self._restore_vip(old_vips[index], index)
+            time.sleep(vip_step_s)
+
+    def wait_restored(self, timeout_s: float = 30.0) -> None:
+        """Wait until a staged restart has re-created every VIP."""
+        if self._restoring is not None:
+            self._restoring.join(timeout_s)
+            if self._restoring.is_alive():
+                raise TimeoutError(f"VIPs not restored within {timeout_s:g}s")
+
+    def _restore_vip(self, vip: _Vip, index: int) -> None:
+        if vip.removed:
+            return
+        self._vip_pool.take(index)
+        self._insert_vip(vip, index)
+        backends, vip.backends = vip.backends, []
+        for b in backends:
+            if not b.removed:
+                self._add_backend_locked(vip, b.address, b.weight)
+                vip.backends[-1].flows = 0
 
     def _boot(self, *, keep_vips: bool) -> None:
         self.generation += 1
@@ -254,16 +309,7 @@ class EmulatedVpp:
         for text in _BOOT_ROUTES:
             self._route_ref(ipaddress.ip_network(text), boot=True)
         for index in sorted(old_vips):
-            vip = old_vips[index]
-            if vip.removed:
-                continue
-            self._vip_pool.take(index)
-            self._insert_vip(vip, index)
-            backends, vip.backends = vip.backends, []
-            for b in backends:
-                if not b.removed:
-                    self._add_backend_locked(vip, b.address, b.weight)
-                    vip.backends[-1].flows = 0
+            self._restore_vip(old_vips[index], index)
 
     # ------------------------------------------------------------ stop ----
     def stats_socket_down(self, *, stale: bool = False) -> None:

@@ -9,16 +9,22 @@ several MB:
   thread queue, not a `multiprocessing.Queue` (which pickles each message into
   a pipe and unpickles it, in the same process, with the GIL held);
 * `has_context` does not build a namedtuple class per received message;
-* `cli_inband_reply` gets a short repr and decodes its text with one copy.
+* `cli_inband_reply` gets a short repr and decodes its text with one copy;
+
+and adds `call_many`: thousands of requests of one kind back to back on the
+socket (vpp_papi makes one round trip per call; 10,000 `ip_route_lookup`s took
+2.2-2.5 s that way against a real VPP), where a late answer costs only itself.
 """
 
 from __future__ import annotations
 
 import queue
 import struct
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vpp_papi import VPPApiClient
+from vpp_papi.vpp_papi import VPPIOError, VPPValueError
 from vpp_papi.vpp_serializer import String, VPPType
 from vpp_papi.vpp_transport_socket import VppTransport
 
@@ -54,6 +60,30 @@ class _Transport(VppTransport):  # type: ignore[misc]
     @q.setter
     def q(self, _multiprocessing_queue: object) -> None:
         self._thread_q = _ThreadQueue()
+
+    def write_many(self, messages: Sequence[bytes]) -> None:
+        """Send packed messages with one `sendall` (vpp_papi's `write` makes two each)."""
+        if not self.connected:
+            raise VPPIOError(1, "Not connected")
+        frames = []
+        for msg in messages:
+            frames.append(self.header.pack(0, len(msg), 0))
+            frames.append(msg)
+        self.socket.sendall(b"".join(frames))
+
+    def receive(self, timeout: float) -> bytes | None:
+        """The next message with a context, or None when none came within `timeout`.
+
+        Raises VPPIOError when the connection is gone (the reader thread queues
+        None when it ends).
+        """
+        try:
+            msg = self._thread_q.get(True, timeout)
+        except queue.Empty:
+            return None
+        if not msg:
+            raise VPPIOError(2, "VPP API client: connection lost")
+        return msg  # type: ignore[no-any-return]
 
 
 class _OneCopyString(String):  # type: ignore[misc]
@@ -112,6 +142,52 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
         if self.id_names[i] == "rx_thread_exit":
             return None
         return "context" in self.id_msgdef[i].field_by_name and context >= 0
+
+    def call_many(
+        self, name: str, requests: Sequence[Mapping[str, Any]], timeout_s: float, window: int = 512
+    ) -> tuple[list[Any], int]:
+        """Replies to `requests` of message `name`, in order (None where none
+        came), and how many requests were sent.
+
+        At most `window` requests are unanswered at a time. Waiting ends when
+        no reply came for `timeout_s`: VPP answers in order, so the rest would
+        be late too. Replies arriving after that are dropped by later calls
+        (vpp_papi hands replies it did not ask for to its event queue). Decoded
+        without type conversion: plain ints and bytes, no ipaddress objects.
+        """
+        msg = self.messages[name]
+        msg_id = self.transport.get_msg_index(f"{name}_{msg.crc[2:]}")
+        if not msg_id:
+            raise VPPValueError(f"VPP does not know {name}_{msg.crc[2:]}")
+        reply_name = self.services[name]["reply"]
+        client_index = self.transport.socket_index
+        replies: list[Any] = [None] * len(requests)
+        waiting: dict[int, int] = {}  # context -> position in requests
+        sent = 0
+        while True:
+            if sent < len(requests) and len(waiting) <= window // 2:
+                batch = []
+                for i in range(sent, min(len(requests), sent + window - len(waiting))):
+                    context = self.get_context()
+                    waiting[context] = i
+                    fields = {
+                        **requests[i],
+                        "_vl_msg_id": msg_id,
+                        "client_index": client_index,
+                        "context": context,
+                    }
+                    batch.append(msg.pack(fields))
+                self.transport.write_many(batch)
+                sent += len(batch)
+            if not waiting:
+                return replies, sent
+            raw = self.transport.receive(timeout_s)
+            if raw is None:
+                return replies, sent  # VPP is late: what came so far
+            reply = self.decode_incoming_msg(raw, no_type_conversion=True)
+            position = waiting.pop(getattr(reply, "context", 0), None)
+            if position is not None and type(reply).__name__ == reply_name:
+                replies[position] = reply
 
     def tune_cli_reply(self) -> None:
         """Give `cli_inband_reply` a short repr and a one-copy `reply` decoder.

@@ -8,7 +8,11 @@ plain ints, strings and tuples; everything it raises is a `SourceError`
   for the VIPs (the only source of the pool index), `cli_inband("show lb")` for
   the settings and to tell an empty VIP list from a broken reply,
   `show_version` once per connection, `ip_route_lookup(exact=1)` per VIP
-  prefix, cached (new prefixes, reconnects and every `route_refresh_s`).
+  prefix, pipelined (`ApiClient.call_many`) and cached per VPP instance
+  (`RouteCache`: new prefixes, and each one again once per `route_refresh_s`,
+  spread out; a reconnect to the same VPP keeps them). A lookup that gets no
+  answer in time leaves that prefix's route counters unknown until the next
+  scrape asks again; it does not drop the connection.
   Every call carries `_timeout`; on any OSError the client is disconnected and
   reconnected on the next read (a stale connection is retried once at once,
   which is what a VPP restart looks like).
@@ -41,6 +45,7 @@ from agentx_lb.model import RawScrape, Vip
 from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
 from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
 from agentx_lb.vpp.papi import ApiClient
+from agentx_lb.vpp.routes import RouteCache
 from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
 
 __all__ = ["DEFAULT_API_DIR", "ROUTE_TO", "VppSource"]
@@ -85,9 +90,24 @@ def _unavailable_reason(exc: BaseException, timeout_s: float) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _from_vpp_papi(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside vpp_papi (decoding what VPP sent)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("vpp_papi"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 @contextlib.contextmanager
 def _mapped(kind: str, path: str, timeout_s: float) -> Iterator[None]:
-    """Translate what vpp_papi and the socket layer raise into SourceErrors."""
+    """Translate what vpp_papi and the socket layer raise into SourceErrors.
+
+    Python's own exceptions count only when they come out of vpp_papi (an
+    answer it cannot decode); raised by our code, they are bugs and propagate:
+    the agent exits with a traceback and systemd restarts it.
+    """
     try:
         yield
     except SourceError:
@@ -99,17 +119,11 @@ def _mapped(kind: str, path: str, timeout_s: float) -> Iterator[None]:
             raise SourceDataError(f"{kind} socket {path}: corrupt stats segment ({exc})") from exc
         reason = _unavailable_reason(exc, timeout_s)
         raise SourceUnavailableError(f"{kind} socket {path}: {reason}") from exc
-    except (
-        VPPApiError,
-        VPPValueError,
-        VPPRuntimeError,
-        ValueError,
-        KeyError,
-        IndexError,
-        TypeError,
-        AttributeError,
-        struct.error,
-    ) as exc:
+    except (VPPApiError, VPPValueError, VPPRuntimeError) as exc:
+        raise SourceDataError(f"{kind} socket {path}: unusable answer ({exc!r})") from exc
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error) as exc:
+        if not _from_vpp_papi(exc):
+            raise
         raise SourceDataError(f"{kind} socket {path}: unusable answer ({exc!r})") from exc
 
 
@@ -130,7 +144,6 @@ class VppSource:
         self.api_socket = api_socket
         self.api_dir = api_dir
         self.timeout_s = timeout_s
-        self.route_refresh_s = route_refresh_s
         self._clock = clock
         self._client: Any = None  # VPPApiClient, created at the first read
         self._bootstrap = api_dir is None
@@ -140,13 +153,20 @@ class VppSource:
         self._stats: BulkStats | None = None
         self._stats_signature: tuple[int, int] | None = None
         self._vip_parser = VipParser()  # reuses the VIP blocks that did not change
-        self._routes: dict[str, int | None] = {}
-        self._routes_at = 0.0
-        self._routes_generation = -1
-        self.route_lookups = 0  # ip_route_lookup calls made (observability, tests)
+        self._routes = RouteCache(route_refresh_s)
+        self.route_lookups = 0  # ip_route_lookup requests sent (observability, tests)
+        self.route_late = 0  # of which no answer came in time
         self.stats_connects = 0
 
     # ------------------------------------------------------------ public ---
+    @property
+    def route_refresh_s(self) -> float:
+        return self._routes.refresh_s
+
+    @route_refresh_s.setter
+    def route_refresh_s(self, seconds: float) -> None:
+        self._routes.refresh_s = seconds
+
     @property
     def connected(self) -> bool:
         return self._api_connected and self._stats is not None
@@ -170,11 +190,12 @@ class VppSource:
         settings = parse_lb_settings(show_lb)
         t1 = time.perf_counter()
         timings["parse"] = (t1 - t_parse) * 1000
-        stats_index = self._api_read(lambda: self._resolve_routes(parsed.vips))
-        t2 = time.perf_counter()
-        timings["route_lookup"] = (t2 - t1) * 1000
+        # Stats first: the FIB stats indexes belong to the VPP instance it names.
         lb_counters, route_to, instance = self._read_stats()
-        timings["stats"] = (time.perf_counter() - t2) * 1000
+        t2 = time.perf_counter()
+        timings["stats"] = (t2 - t1) * 1000
+        stats_index = self._resolve_routes(parsed.vips, instance)
+        timings["route_lookup"] = (time.perf_counter() - t2) * 1000
         for problem in parsed.problems:
             log.debug("cli line skipped line_no=%d reason=%s", problem.line_no, problem.reason)
         return RawScrape(
@@ -345,40 +366,51 @@ class VppSource:
             raise SourceDataError(f"api socket {self.api_socket}: `show lb` returned nothing")
         return text, show_lb
 
-    def _resolve_routes(self, vips: tuple[Vip, ...]) -> dict[str, int | None]:
+    def _resolve_routes(self, vips: tuple[Vip, ...], instance: str) -> dict[str, int | None]:
+        routes = self._routes
+        routes.use_instance(instance)
         now = self._clock()
-        if (
-            self._routes_generation != self._api_generation
-            or now - self._routes_at >= self.route_refresh_s
-        ):
-            self._routes = {}
-            self._routes_at = now
-            self._routes_generation = self._api_generation
-        prefixes = {v.prefix for v in vips if not v.removed}
-        if prefixes != self._routes.keys():
-            # A new dict (earlier RawScrapes hold the old one), kept as far as
-            # it got if a lookup fails.
-            routes = {p: i for p, i in self._routes.items() if p in prefixes}
-            self._routes = routes
-            for prefix in sorted(prefixes - routes.keys()):
-                routes[prefix] = self._lookup(prefix)
-        return self._routes
+        due = routes.due((v.prefix for v in vips if not v.removed), now)
+        if due:
+            replies, sent = self._api_read(lambda: self._client.call_many(
+                "ip_route_lookup",
+                [{"table_id": 0, "exact": 1, "prefix": prefix} for prefix in due],
+                self.timeout_s,
+            ))
+            answers = {}
+            for prefix, reply in zip(due, replies, strict=True):
+                if reply is not None:
+                    answers[prefix] = self._stats_index(prefix, reply)
+            self.route_lookups += sent
+            late = sent - len(answers)
+            if late:
+                self.route_late += late
+                log.info(
+                    "route lookups late, asked again next scrape late=%d unsent=%d",
+                    late, len(due) - sent,
+                )
+            routes.resolved(answers, now)
+        return routes.view()
 
-    def _lookup(self, prefix: str) -> int | None:
-        self.route_lookups += 1
-        reply = self._client.api.ip_route_lookup(
-            table_id=0, exact=1, prefix=prefix, _timeout=self.timeout_s
-        )
+    @staticmethod
+    def _stats_index(prefix: str, reply: Any) -> int | None:
+        """The `/net/route/to` index in an `ip_route_lookup_reply` (raw, not converted)."""
         if reply.retval == _NO_SUCH_ENTRY:
             return None
         if reply.retval != 0:
             log.warning("route lookup failed prefix=%s retval=%d", prefix, reply.retval)
             return None
         want = ipaddress.ip_network(prefix, strict=False)
-        got = ipaddress.ip_network(str(reply.route.prefix), strict=False)
-        if got != want:
+        raw = reply.route.prefix
+        if want.version == 4:
+            got_af, address = 0, raw.address.un.ip4
+        else:
+            got_af, address = 1, raw.address.un.ip6
+        if raw.address.af != got_af or raw.len != want.prefixlen or address != (
+            want.network_address.packed
+        ):
             # exact=1 should never do this; an LPM answer would count other traffic.
-            log.warning("route lookup returned another prefix prefix=%s got=%s", prefix, got)
+            log.warning("route lookup returned another prefix prefix=%s got=%s", prefix, raw)
             return None
         return int(reply.route.stats_index)
 
