@@ -2,6 +2,9 @@
 # One entry point for a fresh Debian 12 machine (root, or a user with sudo):
 #   ./setup.sh demo   install, then run the demo (emulated VPP + private snmpd + the agent)
 #   ./setup.sh test   install, then run the whole test suite
+#   ./setup.sh test-realvpp PREFIX [pytest args]
+#                     install, then run the real-VPP tier against the VPP
+#                     installed under PREFIX (bin/vpp with the lb plugin; root)
 # It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools and
 # prometheus-snmp-exporter), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 set -euo pipefail
@@ -10,12 +13,15 @@ cd "$(dirname "$0")"
 mode=${1:-}
 case "$mode" in
   demo|test|install) ;;
-  *) echo "usage: ./setup.sh demo|test|install" >&2; exit 2 ;;
+  test-realvpp)
+    [ $# -ge 2 ] || { echo "usage: ./setup.sh test-realvpp VPP_PREFIX [pytest args]" >&2; exit 2; }
+    ;;
+  *) echo "usage: ./setup.sh demo|test|test-realvpp PREFIX|install" >&2; exit 2 ;;
 esac
 
 # The agent needs only net-snmp; the tests also check the MIB and the NMS tools.
 apt_packages=(snmpd snmp)
-[ "$mode" = test ] && apt_packages+=(smitools prometheus-snmp-exporter)
+case "$mode" in test|test-realvpp) apt_packages+=(smitools prometheus-snmp-exporter) ;; esac
 py=${PYTHON:-python3}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -37,7 +43,7 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-if [ "$mode" = test ]; then
+if [ "$mode" = test ] || [ "$mode" = test-realvpp ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
 else
   .venv/bin/python -m pip install -q -e .
@@ -46,5 +52,7 @@ fi
 case "$mode" in
   demo) exec .venv/bin/agentx-lb demo "${@:2}" ;;
   test) exec .venv/bin/python -m pytest "${@:2}" ;;
+  test-realvpp)
+    AXLB_REALVPP_PREFIX=$(realpath "$2") exec .venv/bin/python -m pytest -m realvpp -s tests/realvpp "${@:3}" ;;
   install) echo "setup: installed into .venv (run .venv/bin/agentx-lb --help)" ;;
 esac

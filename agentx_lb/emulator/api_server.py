@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vpp_papi.vpp_papi import VPPApiJSONFiles
 
@@ -26,12 +26,26 @@ from agentx_lb.emulator.listener import UnixListener
 log = logging.getLogger(__name__)
 
 MSGBUF = struct.Struct(">QII")
+REPLY_HEAD = struct.Struct(">HI")  # every reply starts with its message id and context
+# ip_route_lookup 710d6471: id, client_index, context, table_id, exact, prefix{af, 16 bytes, len}
+ROUTE_LOOKUP = struct.Struct(">HIIIBB16sB")
+
+
+class RouteLookupRequest(NamedTuple):
+    msg_id: int
+    client_index: int
+    context: int
+    table_id: int
+    exact: int
+    af: int  # 0 IPv4, 1 IPv6
+    address: bytes
+    prefix_len: int
 MODULE_ORDER = ("memclnt", "vlib", "vpe", "ip_types", "ip", "lb")
 SOCKCLNT_CREATE_ID = 15
 SOCKCLNT_CREATE_REPLY_ID = 16
 
 # handler(name, request) -> [(reply_name, fields)], or None for "never answer"
-Handler = Callable[[str, Any], "list[tuple[str, dict[str, Any]]] | None"]
+Handler = Callable[[str, Any], "list[tuple[str, dict[str, Any] | bytes]] | None"]
 
 
 class ApiCodec:
@@ -52,6 +66,18 @@ class ApiCodec:
                 self.messages[name] = msgs[name]
                 self.module_of[name] = module
                 self.order.append(name)
+
+    def unpack_request(self, name: str, data: bytes) -> Any:
+        """A request's fields, raw (no ipaddress conversion).
+
+        vpp_papi keeps a conversion flag on its process-wide type objects, so
+        a client under test converting a prefix in another thread can flip it
+        under us; `ip_route_lookup` (the hot one) is read with a struct.
+        """
+        if name == "ip_route_lookup":
+            return RouteLookupRequest._make(ROUTE_LOOKUP.unpack_from(data))
+        req, _ = self.messages[name].unpack(data, ntc=True)
+        return req
 
     def api_json_array(self) -> str:
         """``get_api_json``'s reply: a JSON array of every module document."""
@@ -149,6 +175,14 @@ class ApiServer(UnixListener):
             data = data[: len(data) // 2]
         conn.sendall(MSGBUF.pack(0, len(data), 0) + data)
 
+    def _send_packed(self, conn: socket.socket, name: str, packed: bytes, context: int) -> None:
+        """A reply the handler packed once (id and context 0): both filled in here."""
+        data = bytearray(packed)
+        REPLY_HEAD.pack_into(data, 0, self.ids[name], context)
+        if name in self.faults.truncate:
+            data = data[: len(data) // 2]
+        conn.sendall(MSGBUF.pack(0, len(data), 0) + data)
+
     def _serve(self, conn: socket.socket) -> None:
         try:
             self._serve_loop(conn)
@@ -176,7 +210,7 @@ class ApiServer(UnixListener):
             if name is None or (not self.faults.lb_plugin and self.codec.module_of[name] == "lb"):
                 log.warning("api unknown message id=%d", msg_id)
                 continue
-            req, _ = self.codec.messages[name].unpack(data)
+            req = self.codec.unpack_request(name, data)
             if name in self.faults.die_on:
                 return
             if name in self.faults.hang:
@@ -189,7 +223,10 @@ class ApiServer(UnixListener):
                 return
             replies = self.handler(name, req)
             for reply_name, fields in replies or ():
-                self._send(conn, reply_name, {"context": req.context, **fields})
+                if isinstance(fields, bytes):
+                    self._send_packed(conn, reply_name, fields, req.context)
+                else:
+                    self._send(conn, reply_name, {"context": req.context, **fields})
 
     def _handshake(self, conn: socket.socket, data: bytes) -> None:
         req, _ = self.codec.messages["sockclnt_create"].unpack(data)

@@ -44,7 +44,12 @@ from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableErro
 from agentx_lb.model import RawScrape, Vip
 from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
 from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
-from agentx_lb.vpp.papi import ApiClient
+from agentx_lb.vpp.papi import (
+    ROUTE_LOOKUP_REPLY_CRC,
+    ApiClient,
+    RouteLookup,
+    decode_route_lookup_reply,
+)
 from agentx_lb.vpp.routes import RouteCache
 from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
 
@@ -376,6 +381,7 @@ class VppSource:
                 "ip_route_lookup",
                 [{"table_id": 0, "exact": 1, "prefix": prefix} for prefix in due],
                 self.timeout_s,
+                decode=self._route_decoder(),
             ))
             answers = {}
             for prefix, reply in zip(due, replies, strict=True):
@@ -392,27 +398,39 @@ class VppSource:
             routes.resolved(answers, now)
         return routes.view()
 
+    def _route_decoder(self) -> Callable[[bytes], Any] | None:
+        """Our fixed-layout decoder where VPP's reply has the layout it was written for."""
+        reply = self._client.messages["ip_route_lookup_reply"]
+        return decode_route_lookup_reply if reply.crc == ROUTE_LOOKUP_REPLY_CRC else None
+
     @staticmethod
     def _stats_index(prefix: str, reply: Any) -> int | None:
-        """The `/net/route/to` index in an `ip_route_lookup_reply` (raw, not converted)."""
+        """The `/net/route/to` index in an `ip_route_lookup_reply`, or None."""
+        if not isinstance(reply, RouteLookup):  # decoded by vpp_papi (raw fields)
+            raw = reply.route.prefix
+            reply = RouteLookup(
+                reply.context, reply.retval, reply.route.stats_index, int(raw.address.af),
+                bytes(raw.address.un.ip6), raw.len,
+            )  # fmt: skip
         if reply.retval == _NO_SUCH_ENTRY:
             return None
         if reply.retval != 0:
             log.warning("route lookup failed prefix=%s retval=%d", prefix, reply.retval)
             return None
         want = ipaddress.ip_network(prefix, strict=False)
-        raw = reply.route.prefix
-        if want.version == 4:
-            got_af, address = 0, raw.address.un.ip4
-        else:
-            got_af, address = 1, raw.address.un.ip6
-        if raw.address.af != got_af or raw.len != want.prefixlen or address != (
-            want.network_address.packed
+        size = 4 if want.version == 4 else 16
+        if (
+            reply.af != (0 if want.version == 4 else 1)
+            or reply.prefix_len != want.prefixlen
+            or reply.address[:size] != want.network_address.packed
         ):
             # exact=1 should never do this; an LPM answer would count other traffic.
-            log.warning("route lookup returned another prefix prefix=%s got=%s", prefix, raw)
+            log.warning(
+                "route lookup returned another prefix prefix=%s got_af=%d got_len=%d",
+                prefix, reply.af, reply.prefix_len,
+            )
             return None
-        return int(reply.route.stats_index)
+        return int(reply.stats_index)
 
     # ------------------------------------------------------------- stats ---
     def _disconnect_stats(self) -> None:
