@@ -510,3 +510,34 @@ def test_an_answer_vpp_papi_cannot_decode_is_a_data_error(
     vpp.faults.truncate = {"cli_inband_reply"}
     with pytest.raises(SourceDataError, match="unusable answer"):
         sources(vpp).read()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "retval", "n_paths"),
+    [("192.0.2.7/32", 0, 1), ("2001:db8::7/128", 0, 2), ("0.0.0.0/0", -6, 0)],
+)
+def test_route_lookup_reply_head_equals_vpp_papi_decoding(
+    vpp: EmulatedVpp, prefix: str, retval: int, n_paths: int
+) -> None:
+    from vpp_papi import VPPApiClient
+
+    from agentx_lb.vpp.papi import ROUTE_LOOKUP_REPLY_CRC, decode_route_lookup_reply
+
+    client = VPPApiClient(apifiles=vpp.api_files, server_address=vpp.api_socket)
+    msg = client.messages["ip_route_lookup_reply"]
+    assert msg.crc == ROUTE_LOOKUP_REPLY_CRC
+    path = {"sw_if_index": 1, "weight": 1, "label_stack": [{}] * 16}
+    data = msg.pack({
+        "_vl_msg_id": 77, "context": 123456, "retval": retval,
+        "route": {"table_id": 0, "stats_index": 4242, "prefix": prefix,
+                  "n_paths": n_paths, "paths": [path] * n_paths},
+    })  # fmt: skip
+    want, _ = msg.unpack(data, ntc=True)
+    got = decode_route_lookup_reply(data)
+    assert (got.context, got.retval, got.stats_index) == (want.context, want.retval, 4242)
+    raw = want.route.prefix
+    assert (got.af, got.address, got.prefix_len) == (
+        int(raw.address.af), bytes(raw.address.un.ip6), raw.len,
+    )  # fmt: skip
+    with pytest.raises(struct.error):
+        decode_route_lookup_reply(data[:20])
