@@ -2,7 +2,7 @@
 # One entry point for a fresh Debian 12 machine (root, or a user with sudo):
 #   ./setup.sh demo   install, then run the demo (emulated VPP + private snmpd + the agent)
 #   ./setup.sh test   install, then run the whole test suite
-#   ./setup.sh deb    build dist/agentx-lb_<version>_all.deb with Debian's tools, check it with lintian
+#   ./setup.sh deb    build dist/agentx-lb_<version>_all.deb with Debian's tools, then lintian
 # It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools and
 # prometheus-snmp-exporter), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 # `deb` installs the build tools instead (debhelper, dh-virtualenv, lintian) and needs no .venv.
@@ -45,7 +45,8 @@ build_deb() {
   version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' agentx_lb/__init__.py)
   changelog=$(dpkg-parsechangelog -S Version)
   if [ "$version" != "$changelog" ]; then
-    echo "setup: debian/changelog is at $changelog but agentx_lb/__init__.py at $version: add a changelog entry" >&2
+    echo "setup: debian/changelog is at $changelog, agentx_lb/__init__.py at $version:" \
+      "add a changelog entry" >&2
     exit 1
   fi
   work=$(mktemp -d /tmp/agentx-lb-deb.XXXXXX)

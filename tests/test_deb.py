@@ -78,7 +78,9 @@ def _cannot(reason: str) -> None:
     pytest.skip(reason)
 
 
-def run(*cmd: str | Path, ok: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *cmd: str | Path, ok: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(c) for c in cmd], stdin=subprocess.DEVNULL, capture_output=True, text=True,
         timeout=timeout, check=False,
@@ -256,7 +258,8 @@ def test_installed_agent_serves_as_its_user(installed: Path) -> None:
 
         agent = subprocess.Popen(
             [
-                "setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--reset-env", "--",
+                "setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups",
+                "--reset-env", "--",
                 str(COMMAND), "--config", str(CONFIG), "run",
                 "--vpp-api-socket", vpp.api_socket, "--vpp-stats-socket", vpp.stats_socket,
                 "--agentx-socket", snmpd.agentx_socket, "--interval", "1",
