@@ -18,9 +18,9 @@ EXAMPLE = SYSTEMD / "agentx-lb.toml"
 MAX_EXPOSURE = 2.0
 
 
-def unit_settings() -> dict[str, list[str]]:
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
@@ -29,12 +29,13 @@ def unit_settings() -> dict[str, list[str]]:
     return settings
 
 
-def test_security_exposure_at_most_2() -> None:
+def security_exposure(unit: Path) -> float:
+    """`systemd-analyze security --offline=true` of a unit file: its exposure level."""
     tool = shutil.which("systemd-analyze")
     if tool is None:
         pytest.fail("systemd-analyze not found: cannot rate the unit's hardening")
     proc = subprocess.run(
-        [tool, "security", "--offline=true", "--no-pager", str(UNIT)],
+        [tool, "security", "--offline=true", "--no-pager", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -42,7 +43,11 @@ def test_security_exposure_at_most_2() -> None:
     )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout + proc.stderr)
     assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= MAX_EXPOSURE
+    return float(match.group(1))
+
+
+def test_security_exposure_at_most_2() -> None:
+    assert security_exposure(UNIT) <= MAX_EXPOSURE
 
 
 def test_no_exec_reload() -> None:
