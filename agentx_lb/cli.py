@@ -52,6 +52,8 @@ _FLAG_HELP: Mapping[str, str] = {
     "oid_root": "OID under which the MIB is served (default 1.3.6.1.4.1.8072.9999.9999.8298)",
     "state_dir": "directory of the counter state file (default /var/lib/agentx-lb)",
     "log_level": "debug, info, warning or error (default info)",
+    "metrics_listen": "serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9744 "
+    "(default: off)",
 }
 
 
@@ -166,7 +168,7 @@ def main(
             from agentx_lb import demo
 
             return demo.run_demo(cfg, stop, out, duration_s=args.duration)
-        return run(cfg, stop)
+        return run(cfg, stop, err=err)
 
 
 @contextmanager
@@ -230,13 +232,26 @@ def _source_problem(cfg: Config, exc: SourceError) -> str:
     )
 
 
-def run(cfg: Config, stop: threading.Event) -> int:
-    """Serve until `stop` is set: scrape thread + AgentX loop on this thread."""
+def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int:
+    """Serve until `stop` is set: scrape thread + AgentX loop on this thread.
+
+    With `metrics_listen`, /metrics is served from a daemon thread out of the
+    snapshot the pipeline publishes; a bind failure is one line on `err`, exit 2.
+    """
     from agentx_lb.agentx import LbAgent
     from agentx_lb.memory import one_malloc_arena
     from agentx_lb.pipeline import Pipeline
     from agentx_lb.vpp.source import VppSource
 
+    metrics = None
+    if cfg.metrics_listen:
+        from agentx_lb.metrics import MetricsListenError, MetricsServer
+
+        try:  # before anything else starts: a bad address is a usage error
+            metrics = MetricsServer(cfg.metrics_listen)
+        except MetricsListenError as exc:
+            (err or sys.stderr).write(f"{PROG}: metrics: {exc}\n")
+            return EXIT_USAGE
     one_malloc_arena()
 
     log.info(
@@ -259,7 +274,14 @@ def run(cfg: Config, stop: threading.Event) -> int:
         max_stale_intervals=cfg.max_stale_intervals,
         state_path=cfg.state_path,
     )
-    return serve(agent, pipeline, source, stop)
+    if metrics is not None:
+        # One attribute read per /metrics request: the pipeline replaces it whole.
+        metrics.start(lambda: pipeline.snapshot)
+    try:
+        return serve(agent, pipeline, source, stop)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
