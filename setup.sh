@@ -3,7 +3,7 @@
 #   ./setup.sh demo   install, then run the demo (emulated VPP + private snmpd + the agent)
 #   ./setup.sh test   install, then run the whole test suite
 # It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools and
-# prometheus-snmp-exporter), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
+# prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,7 +15,7 @@ esac
 
 # The agent needs only net-snmp; the tests also check the MIB and the NMS tools.
 apt_packages=(snmpd snmp)
-[ "$mode" = test ] && apt_packages+=(smitools prometheus-snmp-exporter)
+[ "$mode" = test ] && apt_packages+=(smitools prometheus-snmp-exporter tmux)
 py=${PYTHON:-python3}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
