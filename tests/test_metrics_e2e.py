@@ -10,12 +10,23 @@ numeric snmpwalk of vppLbAgent, vppLbVipTable and vppLbBackendTable.
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from agentharness import parse_walk
 from test_metrics import Labels, parse
+from test_nms_exporter_e2e import (
+    DASHBOARD,
+    NMS_DOC,
+    TARGET_LABELS,
+    _dashboard_queries,
+    promql_labels,
+    promql_metrics,
+)
 from test_nms_stack import VIPS, Stack, running_stack
 
 from agentx_lb.metrics import MetricsServer
@@ -129,3 +140,57 @@ def test_health_equals_snmp(stack: Stack, scraped: dict) -> None:
     assert plain["agentx_lb_table_age_seconds"] == scalars[AgentScalar.TABLE_AGE]
     version = scalars[AgentScalar.VPP_VERSION]
     assert _one(scraped, "agentx_lb_vpp_info", version=str(version)) == 1.0
+
+
+# ---- the Grafana variant for native metrics (contrib/grafana/agentx-lb-native.json) and
+# docs/nms.md's native alert examples name only what /metrics produced
+
+NATIVE_DASHBOARD = Path(__file__).resolve().parent.parent / "contrib" / "grafana" / "agentx-lb-native.json"
+
+
+def _native_doc_queries() -> list[str]:
+    text = NMS_DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"```promql native\n(.*?)```", text, re.S)
+    lines = [ln.split("#", 1)[0].strip() for block in blocks for ln in block.splitlines()]
+    return [ln for ln in lines if ln]
+
+
+def test_native_dashboard_and_doc_name_only_served_metrics_and_labels(scraped: dict) -> None:
+    labels_of: dict[str, set[str]] = {}
+    for name, labels in scraped:
+        labels_of.setdefault(name, set()).update(TARGET_LABELS, (k for k, _ in labels))
+    board = json.loads(NATIVE_DASHBOARD.read_text(encoding="utf-8"))
+    exprs = _dashboard_queries(board)
+    assert len(exprs) >= 8
+    doc = _native_doc_queries()
+    assert len(doc) >= 4
+    used: set[str] = set()
+    for expr in exprs + doc:
+        names = promql_metrics(expr)
+        assert names, f"no metric in {expr!r}"
+        assert names <= set(labels_of), f"{expr!r} names {names - set(labels_of)}"
+        used |= names
+        every_label = set().union(*(labels_of[n] for n in names))
+        for metric, labels in promql_labels(expr).items():
+            have = every_label if metric == "" else labels_of[metric]
+            assert labels <= have, f"{expr!r}: {metric or 'grouping'} has no {labels - have}"
+    assert {
+        "agentx_lb_vip_next_packets_total", "agentx_lb_vip_active_backends",
+        "agentx_lb_backend_buckets", "agentx_lb_vpp_connected", "agentx_lb_scrape_failures_total",
+        "agentx_lb_table_age_seconds", "process_cpu_seconds_total",
+    } <= used
+    # Legends name only labels the series have.
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            for label in re.findall(r"\{\{(\w+)\}\}", target.get("legendFormat") or ""):
+                names = promql_metrics(target["expr"])
+                assert label in set().union(*(labels_of[n] for n in names)), (label, target)
+
+
+def test_both_dashboards_have_the_same_panels() -> None:
+    snmp = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    native = json.loads(NATIVE_DASHBOARD.read_text(encoding="utf-8"))
+    assert native["uid"] != snmp["uid"]
+    assert [len(p.get("targets", [])) for p in native["panels"]] == [
+        len(p.get("targets", [])) for p in snmp["panels"]
+    ]
