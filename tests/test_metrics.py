@@ -23,7 +23,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from snmpfixtures import make_snapshot
 
 from agentx_lb import cli, config
-from agentx_lb.metrics import LbCollector, MetricsListenError, MetricsServer, build_registry
+from agentx_lb.metrics import (
+    LbCollector,
+    MetricsApp,
+    MetricsListenError,
+    MetricsServer,
+    TableCollector,
+    _escape,
+    build_registry,
+    encode_table,
+)
 from agentx_lb.model import Health, Snapshot
 
 Labels = frozenset[tuple[str, str]]
@@ -47,7 +56,7 @@ def parse(text: str) -> tuple[dict[tuple[str, Labels], float], dict[str, str]]:
         for s in family.samples:
             key = (s.name, frozenset(s.labels.items()))
             assert key not in samples, f"duplicate series {key}"
-            samples[key] = s.value
+            samples[key] = float(s.value)  # what Prometheus stores: float64
     return samples, types
 
 
@@ -181,6 +190,86 @@ def test_collect_reads_the_snapshot_once_per_scrape() -> None:
     assert len(calls) == 1
     list(LbCollector(current).collect())
     assert len(calls) == 2
+
+
+# ---------------------------------------------------------------- the fast path of /metrics
+
+
+@pytest.mark.parametrize("snapshot", [
+    make_snapshot(), make_snapshot(indices=range(1, 300), backends_per_vip=8), Snapshot(),
+], ids=["fixture", "299x8", "empty"])
+def test_fast_encoder_is_the_collector_through_generate_latest(snapshot: Snapshot) -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TableCollector(lambda: snapshot))
+    want, want_types = parse(generate_latest(registry).decode())
+    got, got_types = parse(encode_table(snapshot))
+    assert got == want
+    assert got_types == want_types
+    if snapshot.rows:
+        assert len(got) > len(snapshot.rows) * 10
+
+
+def test_label_escaping_is_prometheus_text_format() -> None:
+    assert _escape('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    assert _escape("192.0.2.1/32 tcp/80") == "192.0.2.1/32 tcp/80"
+
+
+def _call(app: MetricsApp, path: str = "/metrics", method: str = "GET",
+          encoding: str = "") -> tuple[str, dict[str, str], bytes]:
+    got: dict[str, object] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        got["status"], got["headers"] = status, dict(headers)
+
+    body = b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path,
+                         "HTTP_ACCEPT_ENCODING": encoding}, start_response))
+    return str(got["status"]), got["headers"], body  # type: ignore[return-value]
+
+
+def test_app_serves_collector_samples_plain_and_gzip() -> None:
+    import gzip
+
+    snap = make_snapshot()
+    app = MetricsApp(lambda: snap)
+    status, headers, body = _call(app)
+    assert status == "200 OK"
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    served, _ = parse(body.decode())
+    reference, _ = parse(exposition(snap))
+    # Every sample but the process metrics, which move between two reads.
+    moving = ("process_", "python_gc_")
+    assert {k: v for k, v in served.items() if not k[0].startswith(moving)} == {
+        k: v for k, v in reference.items() if not k[0].startswith(moving)
+    }
+    status, headers, packed = _call(app, encoding="gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip"
+    assert int(headers["Content-Length"]) == len(packed)
+    again, _ = parse(gzip.decompress(packed).decode())
+    assert {k for k in again} == {k for k in served}
+
+
+def test_app_encodes_the_table_once_per_snapshot() -> None:
+    current = [make_snapshot()]
+    app = MetricsApp(lambda: current[0])
+    _call(app)
+    cached = app._cache
+    _call(app)
+    assert app._cache is cached  # same snapshot: not encoded again
+    current[0] = make_snapshot(indices=(1, 2))
+    _, _, body = _call(app)
+    assert app._cache is not cached
+    served, _ = parse(body.decode())
+    assert len(by_name(served, "agentx_lb_vip_next_packets_total")) == 2
+
+
+def test_app_paths_and_methods() -> None:
+    app = MetricsApp(lambda: make_snapshot())
+    assert _call(app, path="/")[0] == "404 Not Found"
+    assert _call(app, method="POST")[0] == "405 Method Not Allowed"
+    status, _, body = _call(app, method="HEAD")
+    assert (status, body) == ("200 OK", b"")
 
 
 # ---------------------------------------------------------------- config and server

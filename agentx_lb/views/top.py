@@ -142,11 +142,11 @@ def layout(view: View, width: int, height: int) -> list[Line]:
     )
     if view.elapsed_s is not None:
         title += f"  last interval {view.elapsed_s:.2f}s"
-    keys: Line = [("sort:", PLAIN)]
+    # Quit first, so that it shows on the narrowest screen.
+    keys: Line = [(f"[q]uit [r]everse{'*' if view.reverse else ''}  sort:", PLAIN)]
     for key, (label, _) in SORT_KEYS.items():
         chosen = key == view.sort
         keys.append((f" [{key}]{label}{'*' if chosen else ''}", HEADER if chosen else PLAIN))
-    keys.append(("  [r]everse  [q]uit", PLAIN))
 
     # Columns that fit: the VIP name gets what the rate columns leave.
     cols = list(RATE_COLS)
