@@ -2,6 +2,8 @@
 
     agentx-lb [options] [run]      serve the tables to snmpd over AgentX (default)
     agentx-lb [options] dump       one scrape printed as JSON
+    agentx-lb [options] show       one scrape printed as tables for a person
+    agentx-lb [options] top        live per-VIP rates in the terminal
     agentx-lb [options] mib        the MIB module for the configured oid_root
     agentx-lb [options] demo       emulated VPP + private snmpd + the agent, no root
 
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 PROG = "agentx-lb"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-COMMANDS = ("run", "dump", "mib", "demo")
+COMMANDS = ("run", "dump", "show", "top", "mib", "demo")
 # How long `run` waits for the scrape thread after a stop; it is a daemon
 # thread, so a VPP call hanging beyond this does not hold the exit.
 JOIN_TIMEOUT_S = 1.0
@@ -55,6 +57,8 @@ _FLAG_HELP: Mapping[str, str] = {
     "oid_root": "OID under which the MIB is served (default 1.3.6.1.4.1.8072.9999.9999.8298)",
     "state_dir": "directory of the counter state file (default /var/lib/agentx-lb)",
     "log_level": "debug, info, warning or error (default info)",
+    "metrics_listen": "serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9744 "
+    "(default: off)",
 }
 
 
@@ -102,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("run", parents=[opts], help="serve the tables to snmpd (the default)")
     sub.add_parser("dump", parents=[opts], help="scrape VPP once and print it as JSON")
+    show = sub.add_parser(
+        "show", parents=[opts], help="scrape VPP once and print aligned tables (VIPs, counters)"
+    )
+    show.add_argument("--backends", action="store_true", help="also print the backend table")
+    top = sub.add_parser(
+        "top", parents=[opts],
+        help="live per-VIP rates, refreshed every interval_s (q quits)",
+    )
+    top.add_argument(
+        "--sort", default="f", metavar="KEY", choices=_sort_keys(),
+        help="initial sort key (shown on screen: f first/s, d drops/s, n next/s, ...; default f)",
+    )
     sub.add_parser("mib", parents=[opts], help="print the MIB module for the configured root")
     demo = sub.add_parser(
         "demo", parents=[opts],
@@ -163,13 +179,17 @@ def main(
     logs.configure(cfg.log_level, stream=err, journal="JOURNAL_STREAM" in environ)
     if command == "dump":
         return _dump(cfg, out, err)
+    if command == "show":
+        return _show(cfg, out, err, backends=args.backends)
     stop = threading.Event()
     with _signals(stop, cfg.log_level):
+        if command == "top":
+            return _top(cfg, stop, out, err, sort=args.sort)
         if command == "demo":
             from agentx_lb import demo
 
             return demo.run_demo(cfg, stop, out, duration_s=args.duration)
-        return run(cfg, stop)
+        return run(cfg, stop, err=err)
 
 
 @contextmanager
@@ -231,6 +251,59 @@ def _dump(cfg: Config, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _sort_keys() -> list[str]:
+    from agentx_lb.views.top import SORT_KEYS
+
+    return list(SORT_KEYS)
+
+
+def _vpp_source(cfg: Config) -> Any:
+    from agentx_lb.vpp.source import VppSource
+
+    return VppSource(
+        cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
+    )
+
+
+def _show(cfg: Config, out: TextIO, err: TextIO, *, backends: bool) -> int:
+    """One scrape, read and reduced as `dump` does, printed as tables."""
+    from agentx_lb.views.scrape import Scraper
+    from agentx_lb.views.show import render, terminal_style
+
+    scraper = Scraper(_vpp_source(cfg))
+    try:
+        scrape = scraper.scrape()
+    except SourceError as exc:
+        err.write(f"{PROG}: show: {_source_problem(cfg, exc)}\n")
+        return EXIT_FAILURE
+    finally:
+        scraper.close()
+    text = render(
+        scrape.rows, vpp_version=scrape.raw.vpp_version, backends=backends,
+        style=terminal_style(out),
+    )
+    out.write(text)
+    if scrape.raw.problems:
+        n = len(scrape.raw.problems)
+        err.write(
+            f"{PROG}: show: {n} line{'s' if n != 1 else ''} of VPP's `show lb vips verbose` "
+            f"skipped (`{PROG} dump` lists them)\n"
+        )
+    return EXIT_OK
+
+
+def _top(cfg: Config, stop: threading.Event, out: TextIO, err: TextIO, *, sort: str) -> int:
+    """The live view; scrapes every interval_s like the agent, until q/Ctrl-C/SIGTERM."""
+    from agentx_lb.views.scrape import Scraper
+    from agentx_lb.views.top import run_top
+
+    if not (out.isatty() and sys.stdin.isatty()):
+        err.write(f"{PROG}: top: needs a terminal (for a one-off, use `{PROG} show`)\n")
+        return EXIT_USAGE
+    # run_top closes the scraper (unless its thread is stuck in a VPP call).
+    return run_top(Scraper(_vpp_source(cfg)), interval_s=cfg.interval_s, stop=stop, sort=sort)
+
+
 def _source_problem(cfg: Config, exc: SourceError) -> str:
     """One line naming the socket(s) and why VPP could not be read."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -242,14 +315,27 @@ def _source_problem(cfg: Config, exc: SourceError) -> str:
     )
 
 
-def run(cfg: Config, stop: threading.Event) -> int:
-    """Serve until `stop` is set: scrape thread + AgentX loop on this thread."""
+def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int:
+    """Serve until `stop` is set: scrape thread + AgentX loop on this thread.
+
+    With `metrics_listen`, /metrics is served from a daemon thread out of the
+    snapshot the pipeline publishes; a bind failure is one line on `err`, exit 2.
+    """
     from agentx_lb.agentx import LbAgent
     from agentx_lb.memory import one_malloc_arena
     from agentx_lb.pipeline import Pipeline
     from agentx_lb.reduce import reduce
     from agentx_lb.vpp.source import VppSource
 
+    metrics = None
+    if cfg.metrics_listen:
+        from agentx_lb.metrics import MetricsListenError, MetricsServer
+
+        try:  # before anything else starts: a bad address is a usage error
+            metrics = MetricsServer(cfg.metrics_listen)
+        except MetricsListenError as exc:
+            (err or sys.stderr).write(f"{PROG}: metrics: {exc}\n")
+            return EXIT_USAGE
     one_malloc_arena()
 
     log.info(
@@ -273,7 +359,14 @@ def run(cfg: Config, stop: threading.Event) -> int:
         state_path=cfg.state_path,
         reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
     )
-    return serve(agent, pipeline, source, stop)
+    if metrics is not None:
+        # One attribute read per /metrics request: the pipeline replaces it whole.
+        metrics.start(lambda: pipeline.snapshot)
+    try:
+        return serve(agent, pipeline, source, stop)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:

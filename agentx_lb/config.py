@@ -61,6 +61,8 @@ class Config:
     oid_root: Oid = oids.DEFAULT_ROOT
     state_dir: str = "/var/lib/agentx-lb"
     log_level: str = "info"
+    # None: no /metrics endpoint (the default). "HOST:PORT", "[V6]:PORT" or ":PORT".
+    metrics_listen: str | None = None
 
     @property
     def state_path(self) -> str:
@@ -83,6 +85,7 @@ FLAGS: Mapping[str, str] = {
     "oid_root": "--oid-root",
     "state_dir": "--state-dir",
     "log_level": "--log-level",
+    "metrics_listen": "--metrics-listen",
 }
 
 
@@ -294,6 +297,39 @@ def _oid_root(value: Any, _from_text: bool) -> Oid:
     return root
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """`127.0.0.1:9744` -> ("127.0.0.1", 9744); `[::1]:9744`; `:9744` (every address: "")."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"{text!r} has no :PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host:
+            raise ValueError(f"{text!r}: empty brackets")
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:9744")
+    if any(c.isspace() for c in host) or not port.isascii() or not port.isdigit():
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    number = int(port)
+    if not 0 <= number <= 65535:  # 0: any free port (tests); the config refuses it
+        raise ValueError(f"{text!r}: port must be 1..65535")
+    return host, number
+
+
+def _listen(value: Any, _from_text: bool) -> str | None:
+    # Unset or empty (e.g. AGENTX_LB_METRICS_LISTEN=) means off.
+    if value is None or value == "":
+        return None
+    text = _text(value).strip()
+    try:
+        _host, port = parse_listen(text)
+        if port == 0:
+            raise ValueError(f"{text!r}: port must be 1..65535")
+    except ValueError as exc:
+        raise _Invalid(f"{exc} (e.g. 127.0.0.1:9744, [::1]:9744 or :9744)") from None
+    return text
+
+
 _CHECKS: Mapping[str, Callable[[Any, bool], Any]] = {
     "vpp_stats_socket": _socket_path,
     "vpp_api_socket": _socket_path,
@@ -306,4 +342,5 @@ _CHECKS: Mapping[str, Callable[[Any, bool], Any]] = {
     "oid_root": _oid_root,
     "state_dir": _directory,
     "log_level": _log_level,
+    "metrics_listen": _listen,
 }

@@ -79,3 +79,23 @@ def test_backend_walk_bench_walks_the_whole_backend_table() -> None:
     # 80 backend rows, each with at least its state, buckets, flows and label.
     assert int(head.group(1).replace(",", "")) >= 80 * 4, proc.stdout
     assert re.search(r"wall s min [\d.]+ +median [\d.]+ +varbinds/s [\d,]+", proc.stdout)
+
+
+def test_metrics_bench_prints_every_figure() -> None:
+    # Figures only: the run must complete and print each row with a number.
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bench", "bench_metrics.py"),
+         "--vips", "10", "--reps", "1", "--agent-s", "0"],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] not in ("figure", "---"):
+            rows[cells[0]] = cells[1]
+    assert rows["series of the VIP and backend tables"] == "350"  # 10 x (10 VIP + 4 x 8 backend)
+    for name, value in rows.items():
+        for part in value.split(" / "):
+            assert NUMBER.match(part), f"{name}: {value!r}"
+    assert any(name.startswith("HTTP GET /metrics (gzip)") for name in rows)

@@ -295,8 +295,10 @@ def test_promql_parser_finds_names() -> None:
     }
 
 
-def _dashboard_queries() -> list[str]:
-    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+def _dashboard_queries(board: dict | None = None) -> list[str]:
+    """The PromQL of every panel and query variable of a dashboard (default: the SNMP one)."""
+    if board is None:
+        board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", []) if "expr" in t]
     for var in board.get("templating", {}).get("list", []):
         query = var.get("query")
