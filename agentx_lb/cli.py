@@ -37,9 +37,13 @@ log = logging.getLogger(__name__)
 PROG = "agentx-lb"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("run", "dump", "mib", "demo")
-# How long `run` waits for the scrape thread after a stop; it is a daemon
-# thread, so a VPP call hanging beyond this does not hold the exit.
-JOIN_TIMEOUT_S = 1.0
+# How long `run` waits for the scrape thread after a stop. It is a daemon
+# thread: one stuck in a VPP call is left behind (SIGTERM exits in < 0.5 s).
+JOIN_TIMEOUT_S = 0.1
+# The GIL hand-over interval while serving (process-wide, so set here): a
+# request arriving during a table build waits for the scrape thread to yield
+# the GIL, 5 ms by default, per PDU.
+GIL_SWITCH_S = 0.0005
 
 _FLAG_HELP: Mapping[str, str] = {
     "vpp_stats_socket": "VPP stats segment socket (default /run/vpp/stats.sock)",
@@ -236,12 +240,14 @@ def _source_problem(cfg: Config, exc: SourceError) -> str:
 def run(cfg: Config, stop: threading.Event) -> int:
     """Serve until `stop` is set: scrape thread + AgentX loop on this thread."""
     from agentx_lb.agentx import LbAgent
+    from agentx_lb.clock import EventClock
     from agentx_lb.memory import one_malloc_arena
     from agentx_lb.pipeline import Pipeline
     from agentx_lb.reduce import reduce
     from agentx_lb.vpp.source import VppSource
 
     one_malloc_arena()
+    serving_settings()
 
     log.info(
         "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g",
@@ -251,9 +257,14 @@ def run(cfg: Config, stop: threading.Event) -> int:
     source = VppSource(
         cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
     )
-    # A walk keeps its table at most as long as old data may be served at all.
+    # One event clock for both: the pipeline stamps events, the agent converts
+    # them to snmpd's sysUpTime. No row older than the staleness limit is served.
+    events = EventClock()
     agent = LbAgent(
-        cfg.agentx_socket, cfg.oid_root, pin_max_s=cfg.max_stale_intervals * cfg.interval_s
+        cfg.agentx_socket,
+        cfg.oid_root,
+        max_age_s=cfg.max_stale_intervals * cfg.interval_s,
+        event_clock=events,
     )
     pipeline = Pipeline(
         source,
@@ -262,13 +273,25 @@ def run(cfg: Config, stop: threading.Event) -> int:
         interval_s=cfg.interval_s,
         max_stale_intervals=cfg.max_stale_intervals,
         state_path=cfg.state_path,
+        event_clock=events,
         reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
     )
     return serve(agent, pipeline, source, stop)
 
 
+def serving_settings() -> None:
+    """Process-wide settings for serving: a short GIL hand-over interval."""
+    if sys.getswitchinterval() > GIL_SWITCH_S:
+        sys.setswitchinterval(GIL_SWITCH_S)
+
+
 def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
-    """Run the scrape thread and the agent loop; the exit status says how it ended."""
+    """Run the scrape thread and the agent loop; the exit status says how it ended.
+
+    On stop the agent closes its session, the counter state is written once
+    more (marked clean) and the scrape thread gets `JOIN_TIMEOUT_S`: one stuck
+    in a VPP call is a daemon thread and is left behind, not waited for.
+    """
     from agentx_lb.pipeline import run_in_thread
 
     crashed = threading.Event()
@@ -282,9 +305,10 @@ def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
     finally:
         stop.set()
         thread.join(JOIN_TIMEOUT_S)
+        if not crashed.is_set():
+            pipeline.close()  # after a crash the state is not known to be sound
         if thread.is_alive():
-            # Stuck in a VPP call: a daemon thread, so it cannot hold the exit.
-            log.warning("scrape thread still busy at exit timeout_s=%g", JOIN_TIMEOUT_S)
+            log.warning("scrape thread busy in a VPP call at exit: left behind")
         else:
             source.close()
     if crashed.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import contextlib
 import dataclasses
 import os
@@ -72,7 +73,7 @@ def expected(table: Table) -> list[tuple[tuple[int, ...], object]]:
 
 @pytest.fixture
 def served(snmpd: PrivateSnmpd) -> Iterator[tuple[PrivateSnmpd, LbAgent, threading.Event, threading.Thread]]:
-    agent = LbAgent(snmpd.agentx_socket, ROOT)
+    agent = LbAgent(snmpd.agentx_socket, ROOT, max_age_s=math.inf)
     agent.publish(build_table(make_snapshot(), ROOT))
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)

@@ -19,6 +19,7 @@ failure in the exporter or pysnmp tests points at the NMS side.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -191,7 +192,7 @@ def running_stack() -> Iterator[Stack]:
 
         source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=1.0)
         cleanup.callback(source.close)
-        agent = LbAgent(snmpd.agentx_socket, DEFAULT_ROOT)
+        agent = LbAgent(snmpd.agentx_socket, DEFAULT_ROOT, max_age_s=math.inf)
         clock = FakeClock()
         pipeline = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=INTERVAL_S,
                             clock=clock)
