@@ -44,6 +44,7 @@ JOIN_TIMEOUT_S = 0.1
 # request arriving during a table build waits for the scrape thread to yield
 # the GIL, 5 ms by default, per PDU.
 GIL_SWITCH_S = 0.0005
+SCRAPE_THREAD = "scrape"  # pipeline.run_in_thread's thread name
 
 _FLAG_HELP: Mapping[str, str] = {
     "vpp_stats_socket": "VPP stats segment socket (default /run/vpp/stats.sock)",
@@ -139,6 +140,7 @@ def main(
 ) -> int:
     """Entry point of the `agentx-lb` script; returns the exit status."""
     faulthandler.enable()
+    argv_is_process = argv is None  # the process's own command line: may exit at once
     argv = sys.argv[1:] if argv is None else list(argv)
     environ = os.environ if environ is None else environ
     out = sys.stdout if stdout is None else stdout
@@ -173,7 +175,24 @@ def main(
             from agentx_lb import demo
 
             return demo.run_demo(cfg, stop, out, duration_s=args.duration)
-        return run(cfg, stop)
+        status = run(cfg, stop)
+    if argv_is_process and _scrape_left_behind():
+        _exit_now(status)
+    return status
+
+
+def _scrape_left_behind() -> bool:
+    return any(t.name == SCRAPE_THREAD and t.is_alive() for t in threading.enumerate())
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Exit without the interpreter's clean-up: the scrape thread is stuck in a
+    VPP call and vpp_papi's atexit hook would send VPP a disconnect and wait
+    for its answer. Everything of ours is done (Close sent, state written)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @contextmanager
