@@ -283,6 +283,7 @@ def run(cfg: Config, stop: threading.Event) -> int:
         cfg.agentx_socket,
         cfg.oid_root,
         max_age_s=cfg.max_stale_intervals * cfg.interval_s,
+        pin_idle_s=cfg.interval_s,
         event_clock=events,
     )
     pipeline = Pipeline(

@@ -172,6 +172,7 @@ def run_demo(
             snmpd.agentx_socket,
             cfg.oid_root,
             max_age_s=cfg.max_stale_intervals * interval_s,
+            pin_idle_s=interval_s,
             event_clock=events,
         )
         pipeline = Pipeline(

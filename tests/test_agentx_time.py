@@ -53,7 +53,7 @@ def table(taken_at: float, indices: tuple[int, ...] = (1, 2, 3)) -> Table:
 def responder() -> Responder:
     # Event clock: centiseconds = monotonic seconds x 100 (wall 0 at monotonic 0).
     events = EventClock(monotonic=lambda: 0.0, wall=lambda: 0.0)
-    return Responder(ROOT, max_age_s=LIMIT_S, event_clock=events)
+    return Responder(ROOT, max_age_s=LIMIT_S, pin_idle_s=5.0, event_clock=events)
 
 
 NAME_1 = V + (VipColumn.NAME, 1)
@@ -63,7 +63,7 @@ def test_rows_older_than_the_limit_are_not_served_without_any_publish() -> None:
     """The scrape thread hangs after a good scrape at t=100: nothing is published
     again, and the responder alone stops serving the rows at 100 + limit."""
     r = responder()
-    r.publish(table(taken_at=100.0))
+    r.publish(table(taken_at=100.0), 100.0)
     assert get(r, NAME_1, 100.0 + LIMIT_S)[0] == 4  # OCTET STRING: still served at the limit
     typ, _ = get(r, NAME_1, 100.0 + LIMIT_S + 0.01)
     assert typ == NO_SUCH_INSTANCE
@@ -78,7 +78,7 @@ def test_rows_older_than_the_limit_are_not_served_without_any_publish() -> None:
 
 def test_table_age_is_computed_when_answered() -> None:
     r = responder()
-    r.publish(table(taken_at=100.0))
+    r.publish(table(taken_at=100.0), 100.0)
     assert u32(get(r, A + (AgentScalar.TABLE_AGE, 0), 100.5)[1]) == 0
     assert u32(get(r, A + (AgentScalar.TABLE_AGE, 0), 107.9)[1]) == 7
 
@@ -95,11 +95,11 @@ def test_a_walk_never_receives_rows_older_than_the_limit() -> None:
     the republished table) must get no t=0 row at 15.2 or 30 s."""
     r = responder()
     good = table(taken_at=0.0)
-    r.publish(good)
+    r.publish(good, 0.0)
     for t in (5.0, 10.0):
-        r.publish(table(taken_at=0.0))  # a failed tick: the last good rows again
+        r.publish(table(taken_at=0.0), t)  # a failed tick: the last good rows again
     head = _walk_to_vip_rows(r, 14.9)  # a walk on rows 14.9 s old: fine
-    r.publish(table(taken_at=0.0))  # t=15
+    r.publish(table(taken_at=0.0), 15.0)
     for now in (15.2, 30.0):
         typ, _, _ = varbind(r.answer(request(GETNEXT, head), now))
         assert typ == 130, now  # not V.2.2 of the t=0 scrape
@@ -109,9 +109,9 @@ def test_a_walk_never_receives_rows_older_than_the_limit() -> None:
 
 def test_a_pin_is_judged_by_the_scrape_time_not_the_publish_time() -> None:
     r = responder()
-    r.publish(table(taken_at=0.0))
+    r.publish(table(taken_at=0.0), 0.0)
     head = _walk_to_vip_rows(r, 10.0)
-    r.publish(table(taken_at=12.0, indices=(1, 7)))  # a newer scrape
+    r.publish(table(taken_at=12.0, indices=(1, 7)), 12.0)  # a newer scrape
     typ, oid, _ = varbind(r.answer(request(GETNEXT, head), 14.0))
     assert oid == encode_oid(V + (VipColumn.NAME, 2))  # the walk keeps its t=0 table
     head = oid
@@ -121,12 +121,12 @@ def test_a_pin_is_judged_by_the_scrape_time_not_the_publish_time() -> None:
 
 def test_pins_are_dropped_after_an_idle_interval_without_requests() -> None:
     r = responder()
-    r.publish(table(taken_at=0.0))
+    r.publish(table(taken_at=0.0), 0.0)
     _walk_to_vip_rows(r, 1.0)
     assert len(r.pins) == 1
-    r.publish(table(taken_at=5.0))
-    assert len(r.pins) == 1  # used within the last interval
-    r.publish(table(taken_at=10.0))
+    r.publish(table(taken_at=5.0), 5.0)
+    assert len(r.pins) == 1  # used within the last interval (5 s)
+    r.publish(table(taken_at=10.0), 10.0)
     assert len(r.pins) == 0  # idle for an interval: the old table is let go
 
 
@@ -147,7 +147,7 @@ def test_timestamps_are_served_on_the_masters_clock() -> None:
 
     t = build_table(replace(snap, rows=rows), ROOT)
     r.events = EventClock(monotonic=lambda: 6000.0, wall=lambda: 6000.0)  # now: 600,000 cs
-    r.publish(t)
+    r.publish(t, 0.0)
     assert r.learn_uptime(2_000)
     disc = V + (VipColumn.DISCONTINUITY_TIME,)
     assert u32(get(r, disc + (1,), 0.0)[1]) == 0

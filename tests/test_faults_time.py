@@ -70,8 +70,8 @@ def start_agent(
 
 
 def uptime_cs(snmpd: PrivateSnmpd) -> int:
-    out = snmpd.get(SYS_UPTIME, options=["-Ot"])
-    return int(out.split(":")[-1].strip().split("(")[-1].rstrip(")").split()[0])
+    out = snmpd.get(SYS_UPTIME, options=["-Ot"])  # `.1.3.6.1.2.1.1.3.0 = 1234`
+    return int(out.split("=")[-1].strip())
 
 
 def sample(snmpd: PrivateSnmpd, served: Served) -> tuple[int, dict[int, int | str], int]:

@@ -14,8 +14,10 @@ from agentx_lb.table import Table
 
 __all__ = ["MAX_AGE_S", "LbAgent"]
 
-# Default age limit of served rows (cli passes max_stale_intervals x interval_s).
+# Default age limit of served rows (cli passes max_stale_intervals x interval_s),
+# and how long a walk pin may go unused before a publish drops it (cli: interval_s).
 MAX_AGE_S = 15.0
+PIN_IDLE_S = 5.0
 
 
 class LbAgent:
@@ -32,13 +34,17 @@ class LbAgent:
         spin_s: float = SPIN_S,
         ping_s: float = PING_S,
         max_age_s: float = MAX_AGE_S,
+        pin_idle_s: float = PIN_IDLE_S,
         clock: Callable[[], float] = time.monotonic,
         event_clock: EventClock | None = None,
     ) -> None:
         self.root: Oid = tuple(root)
         self._clock = clock
         self.responder = Responder(
-            self.root, max_age_s=max_age_s, event_clock=event_clock or EventClock(clock)
+            self.root,
+            max_age_s=max_age_s,
+            pin_idle_s=pin_idle_s,
+            event_clock=event_clock or EventClock(clock),
         )
         self.session = Session(
             socket_path,
@@ -73,7 +79,7 @@ class LbAgent:
 
     def publish(self, table: Table) -> None:
         """Serve `table` from the next PDU on (thread-safe)."""
-        self.responder.publish(table)
+        self.responder.publish(table, self._clock())
 
     def handle(self, pdu: bytes) -> bytes | None:
         """The response to one request PDU, answered now."""

@@ -13,9 +13,9 @@ of the scrape they came from (`Table.taken_at`), never by when the table was
 published; past that the walk goes on from the newest table. Besides:
 
 * at most `max_pins` parked pins (the oldest parked goes first);
-* a pin no walk has used since the previous publish is dropped when a newer
-  table is published (`on_publish`), so pins never keep old tables alive
-  after walks stop, whether or not requests come;
+* a pin no walk has used for `idle_s` (one scrape interval) is dropped when
+  a newer table is published (`on_publish`), so pins never keep old tables
+  alive after walks stop, whether or not requests come;
 * two walks that meet at one OID go on from the newer of their tables, so no
   walk ever steps back to an older scrape.
 
@@ -46,19 +46,18 @@ class Pin:
     index: int  # that answer's position in `table`
     deadline: float  # monotonic: the table's rows are too old after this
     seq: int  # publish number of `table` (higher: newer)
-    used: int  # `Pins.generation` when it was pointed (the fast path moves `index` only)
+    used: float  # monotonic: its last use
 
 
 class Pins:
     """The cursor and the parked pins, with the age policy."""
 
-    def __init__(self, max_age_s: float, max_pins: int = MAX_PINS) -> None:
+    def __init__(self, max_age_s: float, idle_s: float, max_pins: int = MAX_PINS) -> None:
         self.max_age_s = max_age_s
+        self.idle_s = idle_s
         self.max_pins = max_pins
         self.cursor: Pin | None = None
         self.parked: dict[bytes, Pin] = {}
-        self.generation = 0  # publishes so far
-        self._seen: tuple[Pin | None, int] = (None, -1)  # the cursor at the last publish
         self._lock = threading.Lock()
 
     def deadline(self, table: Table) -> float:
@@ -87,10 +86,10 @@ class Pins:
             return pin
         return None
 
-    def point(self, table: Table, key: bytes, index: int, seq: int) -> Pin:
+    def point(self, table: Table, key: bytes, index: int, seq: int, now: float) -> Pin:
         """The latest answer (cell `index` of `table`, wire OID `key`) is a walk's
         new head: it becomes the cursor."""
-        pin = Pin(table, key, index, self.deadline(table), seq, self.generation)
+        pin = Pin(table, key, index, self.deadline(table), seq, now)
         self.cursor = pin
         if self.parked:
             self.merge(pin)
@@ -112,19 +111,14 @@ class Pins:
         while len(parked) > self.max_pins:
             del parked[next(iter(parked))]
 
-    def on_publish(self) -> None:
-        """A newer table is served: drop the pins no walk used since the last publish."""
+    def on_publish(self, now: float) -> None:
+        """A newer table is served: drop the pins no walk used for `idle_s`."""
+        stale = now - self.idle_s
         with self._lock:
-            self.generation += 1
-            stale = self.generation - 2
             cursor = self.cursor
-            if cursor is not None:
-                # The fast path moves the cursor's index without a clock or a
-                # store per answer: not moved since the last publish = idle.
-                if cursor.used <= stale and self._seen == (cursor, cursor.index):
-                    self.cursor = cursor = None
-                self._seen = (cursor, -1 if cursor is None else cursor.index)
-            for key in [k for k, p in self.parked.items() if p.used <= stale]:
+            if cursor is not None and cursor.used < stale:
+                self.cursor = None
+            for key in [k for k, p in self.parked.items() if p.used < stale]:
                 del self.parked[key]
 
     def clear(self) -> None:

@@ -64,13 +64,18 @@ class Responder:
     """Answers AgentX requests for the subtree `root` from the served table."""
 
     def __init__(
-        self, root: Oid, *, max_age_s: float, event_clock: EventClock | None = None
+        self,
+        root: Oid,
+        *,
+        max_age_s: float,
+        pin_idle_s: float = 5.0,
+        event_clock: EventClock | None = None,
     ) -> None:
         self.root: Oid = tuple(root)
         self.max_age_s = max_age_s
         self.events = event_clock or EventClock()
         self.master = MasterClock()
-        self.pins = Pins(max_age_s)
+        self.pins = Pins(max_age_s, pin_idle_s)
         self._lock = threading.Lock()  # publish vs. re-stamping
         self._published = Table.empty(self.root, taken_at=0.0)
         self.served = self._published  # re-stamped for the master's clock
@@ -86,8 +91,8 @@ class Responder:
 
     # ---- tables and clocks
 
-    def publish(self, table: Table) -> None:
-        """Serve `table` from the next PDU on."""
+    def publish(self, table: Table, now: float) -> None:
+        """Serve `table` from the next PDU on (`now`: monotonic, for the pins)."""
         if table.root != self.root:
             raise ValueError(f"table root {table.root} is not the agent root {self.root}")
         with self._lock:
@@ -95,7 +100,7 @@ class Responder:
             self._published = table
             self._seq += 1
             self.served = served
-            self.pins.on_publish()
+            self.pins.on_publish(now)
 
     def learn_uptime(self, sys_uptime_cs: int) -> bool:
         """The master's sysUpTime from a Response received just now; re-stamps the
@@ -157,7 +162,7 @@ class Responder:
                 answers, first = self._getnext(table, ranges, now)
                 if first >= 0:
                     vb = table.varbind(first)
-                    self.pins.point(table, vb[4 : 8 + 4 * vb[4]], first, seq)
+                    self.pins.point(table, vb[4 : 8 + 4 * vb[4]], first, seq, now)
                 return response(pdu, 0, 0, answers)
             table = self._view(served, now)
             if ptype == codec.GET:
@@ -210,7 +215,8 @@ class Responder:
             return None
         vb = table.varbind(i)
         cursor.key = vb[4 : 8 + 4 * vb[4]]
-        cursor.index = i  # moved in place: `Pins.on_publish` sees it moved
+        cursor.index = i  # moved in place
+        cursor.used = now
         if pins.parked:
             pins.merge(cursor)
         self.fast_answers += 1
