@@ -20,14 +20,14 @@ published; past that the walk goes on from the newest table. Besides:
   walk ever steps back to an older scrape.
 
 Threads: the protocol loop uses the pins; `on_publish` runs on the scrape
-thread. Parked pins change under `_lock`; the cursor is one reference, and
-the fast path only moves the pin it holds (a cursor dropped meanwhile was idle
-for an interval: its walk goes on from the newest table).
+thread. Every change of the parked dict is one GIL-atomic operation (`pop`,
+a store, `list(items())`), so no lock is needed; the cursor is one reference,
+and the fast path only moves the pin it holds (a cursor dropped meanwhile was
+idle for an interval: its walk goes on from the newest table).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from agentx_lb.table import Table
@@ -58,7 +58,6 @@ class Pins:
         self.max_pins = max_pins
         self.cursor: Pin | None = None
         self.parked: dict[bytes, Pin] = {}
-        self._lock = threading.Lock()
 
     def deadline(self, table: Table) -> float:
         """When the rows of `table` become too old to serve or walk on."""
@@ -74,14 +73,13 @@ class Pins:
         cursor = self.cursor
         self.cursor = None
         pin = None
-        with self._lock:
-            if cursor is not None:
-                if cursor.key == key:
-                    pin = cursor
-                else:
-                    self._park(cursor)
-            if pin is None and key is not None:
-                pin = self.parked.pop(key, None)
+        if cursor is not None:
+            if cursor.key == key:
+                pin = cursor
+            else:
+                self._park(cursor)
+        if pin is None and key is not None:
+            pin = self.parked.pop(key, None)
         if pin is not None and self.usable(pin, now):
             return pin
         return None
@@ -98,8 +96,7 @@ class Pins:
     def merge(self, cursor: Pin) -> None:
         """When the cursor's key names a parked pin, two walks meet there: both
         go on from the newer of their tables (one pin)."""
-        with self._lock:
-            other = self.parked.pop(cursor.key, None)
+        other = self.parked.pop(cursor.key, None)
         if other is not None and other.seq > cursor.seq:
             cursor.table, cursor.index = other.table, other.index
             cursor.deadline, cursor.seq = other.deadline, other.seq
@@ -107,25 +104,24 @@ class Pins:
     def _park(self, pin: Pin) -> None:
         parked = self.parked
         parked.pop(pin.key, None)
-        parked[pin.key] = pin
+        parked[pin.key] = pin  # the newest last: dicts keep insertion order
         while len(parked) > self.max_pins:
-            del parked[next(iter(parked))]
+            parked.pop(next(iter(list(parked))), None)
 
     def on_publish(self, now: float) -> None:
         """A newer table is served: drop the pins no walk used for `idle_s`."""
         stale = now - self.idle_s
-        with self._lock:
-            cursor = self.cursor
-            if cursor is not None and cursor.used < stale:
-                self.cursor = None
-            for key in [k for k, p in self.parked.items() if p.used < stale]:
-                del self.parked[key]
+        cursor = self.cursor
+        if cursor is not None and cursor.used < stale:
+            self.cursor = None
+        for key, pin in list(self.parked.items()):
+            if pin.used < stale:
+                self.parked.pop(key, None)
 
     def clear(self) -> None:
         """Walks do not survive a new session (or a new clock)."""
-        with self._lock:
-            self.cursor = None
-            self.parked.clear()
+        self.cursor = None
+        self.parked.clear()
 
     def __len__(self) -> int:
         return len(self.parked) + (self.cursor is not None)

@@ -214,10 +214,10 @@ class Responder:
         if end[1] is not None and table.root_key + table.key(i) >= end[1]:
             return None
         vb = table.varbind(i)
-        cursor.key = vb[4 : 8 + 4 * vb[4]]
+        key = cursor.key = vb[4 : 8 + 4 * vb[4]]
         cursor.index = i  # moved in place
         cursor.used = now
-        if pins.parked:
+        if pins.parked and key in pins.parked:
             pins.merge(cursor)
         self.fast_answers += 1
         return b"".join((RESP_START, pdu[4:16], U32_BE.pack(8 + len(vb)), RESP_OK, vb))
