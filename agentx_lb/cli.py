@@ -39,9 +39,14 @@ log = logging.getLogger(__name__)
 PROG = "agentx-lb"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("run", "dump", "show", "top", "mib", "demo")
-# How long `run` waits for the scrape thread after a stop; it is a daemon
-# thread, so a VPP call hanging beyond this does not hold the exit.
-JOIN_TIMEOUT_S = 1.0
+# How long `run` waits for the scrape thread after a stop. It is a daemon
+# thread: one stuck in a VPP call is left behind (SIGTERM exits in < 0.5 s).
+JOIN_TIMEOUT_S = 0.1
+# The GIL hand-over interval while serving (process-wide, so set here): a
+# request arriving during a table build waits for the scrape thread to yield
+# the GIL, 5 ms by default, per PDU.
+GIL_SWITCH_S = 0.0005
+SCRAPE_THREAD = "scrape"  # pipeline.run_in_thread's thread name
 
 _FLAG_HELP: Mapping[str, str] = {
     "vpp_stats_socket": "VPP stats segment socket (default /run/vpp/stats.sock)",
@@ -151,6 +156,7 @@ def main(
 ) -> int:
     """Entry point of the `agentx-lb` script; returns the exit status."""
     faulthandler.enable()
+    argv_is_process = argv is None  # the process's own command line: may exit at once
     argv = sys.argv[1:] if argv is None else list(argv)
     environ = os.environ if environ is None else environ
     out = sys.stdout if stdout is None else stdout
@@ -189,7 +195,24 @@ def main(
             from agentx_lb import demo
 
             return demo.run_demo(cfg, stop, out, duration_s=args.duration)
-        return run(cfg, stop, err=err)
+        status = run(cfg, stop, err=err)
+    if argv_is_process and _scrape_left_behind():
+        _exit_now(status)
+    return status
+
+
+def _scrape_left_behind() -> bool:
+    return any(t.name == SCRAPE_THREAD and t.is_alive() for t in threading.enumerate())
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Exit without the interpreter's clean-up: the scrape thread is stuck in a
+    VPP call and vpp_papi's atexit hook would send VPP a disconnect and wait
+    for its answer. Everything of ours is done (Close sent, state written)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @contextmanager
@@ -322,6 +345,7 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
     snapshot the pipeline publishes; a bind failure is one line on `err`, exit 2.
     """
     from agentx_lb.agentx import LbAgent
+    from agentx_lb.clock import EventClock
     from agentx_lb.memory import one_malloc_arena
     from agentx_lb.pipeline import Pipeline
     from agentx_lb.reduce import reduce
@@ -337,6 +361,7 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
             (err or sys.stderr).write(f"{PROG}: metrics: {exc}\n")
             return EXIT_USAGE
     one_malloc_arena()
+    serving_settings()
 
     log.info(
         "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g",
@@ -346,9 +371,15 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
     source = VppSource(
         cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
     )
-    # A walk keeps its table at most as long as old data may be served at all.
+    # One event clock for both: the pipeline stamps events, the agent converts
+    # them to snmpd's sysUpTime. No row older than the staleness limit is served.
+    events = EventClock()
     agent = LbAgent(
-        cfg.agentx_socket, cfg.oid_root, pin_max_s=cfg.max_stale_intervals * cfg.interval_s
+        cfg.agentx_socket,
+        cfg.oid_root,
+        max_age_s=cfg.max_stale_intervals * cfg.interval_s,
+        pin_idle_s=cfg.interval_s,
+        event_clock=events,
     )
     pipeline = Pipeline(
         source,
@@ -357,6 +388,7 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
         interval_s=cfg.interval_s,
         max_stale_intervals=cfg.max_stale_intervals,
         state_path=cfg.state_path,
+        event_clock=events,
         reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
     )
     if metrics is not None:
@@ -369,8 +401,19 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
             metrics.close()
 
 
+def serving_settings() -> None:
+    """Process-wide settings for serving: a short GIL hand-over interval."""
+    if sys.getswitchinterval() > GIL_SWITCH_S:
+        sys.setswitchinterval(GIL_SWITCH_S)
+
+
 def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
-    """Run the scrape thread and the agent loop; the exit status says how it ended."""
+    """Run the scrape thread and the agent loop; the exit status says how it ended.
+
+    On stop the agent closes its session, the counter state is written once
+    more (marked clean) and the scrape thread gets `JOIN_TIMEOUT_S`: one stuck
+    in a VPP call is a daemon thread and is left behind, not waited for.
+    """
     from agentx_lb.pipeline import run_in_thread
 
     crashed = threading.Event()
@@ -384,9 +427,10 @@ def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
     finally:
         stop.set()
         thread.join(JOIN_TIMEOUT_S)
+        if not crashed.is_set():
+            pipeline.close()  # after a crash the state is not known to be sound
         if thread.is_alive():
-            # Stuck in a VPP call: a daemon thread, so it cannot hold the exit.
-            log.warning("scrape thread still busy at exit timeout_s=%g", JOIN_TIMEOUT_S)
+            log.warning("scrape thread busy in a VPP call at exit: left behind")
         else:
             source.close()
     if crashed.is_set():

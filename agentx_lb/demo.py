@@ -127,6 +127,7 @@ def run_demo(
 ) -> int:
     """Run the demo until `stop` is set (signal) or `duration_s` passed; 0 if clean."""
     from agentx_lb.agentx import LbAgent
+    from agentx_lb.clock import EventClock
     from agentx_lb.emulator import EmulatedVpp
     from agentx_lb.mib import render_mib
     from agentx_lb.pipeline import Pipeline
@@ -166,8 +167,13 @@ def run_demo(
             f.write(render_mib(cfg.oid_root))
 
         source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s)
+        events = EventClock()
         agent = LbAgent(
-            snmpd.agentx_socket, cfg.oid_root, pin_max_s=cfg.max_stale_intervals * interval_s
+            snmpd.agentx_socket,
+            cfg.oid_root,
+            max_age_s=cfg.max_stale_intervals * interval_s,
+            pin_idle_s=interval_s,
+            event_clock=events,
         )
         pipeline = Pipeline(
             source,
@@ -176,6 +182,7 @@ def run_demo(
             interval_s=interval_s,
             max_stale_intervals=cfg.max_stale_intervals,
             state_path=os.path.join(workdir, "counters.json"),
+            event_clock=events,
             reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
         )
 

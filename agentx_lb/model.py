@@ -129,7 +129,7 @@ class VipRow:
 
     vip: Vip
     counters: VipCounters
-    discontinuity_cs: int  # TimeStamp, centiseconds of agent uptime
+    discontinuity_cs: int  # TimeStamp event: `agentx_lb.clock.EventClock` centiseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ class Health:
     vpp_connected: bool = False
     vpp_version: str = ""
     vip_count: int = 0
-    vip_table_last_change_cs: int = 0  # TimeStamp
+    vip_table_last_change_cs: int = 0  # TimeStamp event (EventClock cs); 0: never
     table_age_s: int = 0
     last_scrape_duration_ms: int = 0
     scrape_failures: int = 0  # total since start (Counter64)
@@ -154,3 +154,6 @@ class Snapshot:
     rows: tuple[VipRow, ...] = ()
     settings: LbSettings | None = None
     health: Health = field(default_factory=Health)
+    # When the scrape the rows come from started (monotonic seconds); the agent
+    # stops serving the rows once they are older than the staleness limit.
+    taken_at: float = 0.0

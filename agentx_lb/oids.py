@@ -9,6 +9,7 @@ they become dotted strings only for display.
 from __future__ import annotations
 
 import enum
+import struct
 
 Oid = tuple[int, ...]
 
@@ -134,3 +135,54 @@ def parse_oid(text: str) -> Oid:
 
 def format_oid(oid: Oid) -> str:
     return ".".join(map(str, oid))
+
+
+# ---------------------------------------------------------------- the OID codec
+#
+# The one encoder/decoder of OIDs on the wire (RFC 2741 5.1), used by the table
+# builder and the AgentX codec alike. In comparisons an OID is "canonical":
+# every sub-id a big-endian u32, so bytes sort like the tuples.
+
+_INTERNET = (1, 3, 6, 1)
+_INTERNET_CANON = struct.pack("!4I", *_INTERNET)
+
+
+class WireError(ValueError):
+    """Bytes that are not a well-formed AgentX OID."""
+
+
+def pack_oid(oid: Oid) -> bytes:
+    """Canonical bytes of an OID: big-endian u32 per sub-id (sorts like the tuple)."""
+    return struct.pack(f"!{len(oid)}I", *oid)
+
+
+def encode_oid(oid: Oid, include: int = 0) -> bytes:
+    """AgentX OID encoding with the 1.3.6.1.X prefix compression (network byte order)."""
+    if len(oid) > 5 and oid[:4] == _INTERNET and 0 < oid[4] <= 255:
+        prefix, rest = oid[4], oid[5:]
+    else:
+        prefix, rest = 0, oid
+    return struct.pack(f"!BBBB{len(rest)}I", len(rest), prefix, include, 0, *rest)
+
+
+def echo_oid(canon: bytes) -> bytes:
+    """AgentX OID (network order, uncompressed, include 0) of a canonical OID."""
+    return bytes((len(canon) // 4, 0, 0, 0)) + canon
+
+
+def decode_oid(p: bytes, pos: int, nbo: int) -> tuple[bytes, int, bytes, int]:
+    """The AgentX OID at `pos`: (canonical bytes, include, the OID as network-order
+    wire bytes with include 0, position after it). Raises WireError."""
+    if pos + 4 > len(p):
+        raise WireError("truncated OID header")
+    n, prefix, include = p[pos], p[pos + 1], p[pos + 2]
+    end = pos + 4 + 4 * n
+    if end > len(p) or n > 128:
+        raise WireError("truncated OID")
+    if nbo:
+        raw = p[pos + 4 : end]
+    else:
+        raw = struct.pack(f"!{n}I", *struct.unpack_from(f"<{n}I", p, pos + 4))
+    echo = bytes((n, prefix, 0, 0)) + raw
+    canon = _INTERNET_CANON + struct.pack("!I", prefix) + raw if prefix else raw
+    return canon, include, echo, end

@@ -1,9 +1,14 @@
 """The scrape thread: read VPP, reduce, build the table, publish; keep the health.
 
 `Pipeline.tick()` does one scrape. A `SourceError` is counted and reported in the
-health scalars; the last good VIP rows stay served while they are at most
-``max_stale_intervals * interval_s`` old, after that they are withdrawn (an
-empty VIP table plus scalars saying why: unknown is never served as 0).
+health scalars; the last good VIP rows stay in the published table while they
+are at most ``max_stale_intervals * interval_s`` old, after that they are
+withdrawn (an empty VIP table plus scalars saying why: unknown is never served
+as 0). Every table carries the time of the scrape its rows came from
+(`Snapshot.taken_at`): the agent applies the same limit when it answers, so no
+row older than the limit is served even while a VPP call hangs this thread.
+TimeStamps are events on the `EventClock`; the agent puts them on snmpd's clock.
+The counter state is written by `agentx_lb.state.write_due` and by `close()`.
 `Pipeline.run()` ticks on a monotonic deadline: the first tick at once, missed
 slots skipped, never a burst. Any other exception is a bug: logged with its
 traceback and re-raised, so the process exits and systemd restarts it.
@@ -17,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from agentx_lb.clock import EventClock
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
@@ -62,10 +68,16 @@ def _default_load_state() -> Callable[[str], Any]:
     return load_state
 
 
-def _default_save_state() -> Callable[[str, Any], None]:
+def _default_save_state() -> Callable[..., None]:
     from agentx_lb.state import save_state
 
     return save_state
+
+
+def _default_write_due() -> Callable[[Any, float, Any, float], bool]:
+    from agentx_lb.state import write_due
+
+    return write_due
 
 
 class Pipeline:
@@ -81,10 +93,12 @@ class Pipeline:
         max_stale_intervals: int = 3,
         state_path: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        event_clock: EventClock | None = None,
         build_table: Callable[[Snapshot, Oid], Any] | None = None,
         reduce: ReduceFn | None = None,
         load_state: Callable[[str], Any] | None = None,
-        save_state: Callable[[str, Any], None] | None = None,
+        save_state: Callable[..., None] | None = None,
+        write_due: Callable[[Any, float, Any, float], bool] | None = None,
     ) -> None:
         self._source = source
         self._publish = publish
@@ -93,15 +107,20 @@ class Pipeline:
         self._stale_limit_s = max_stale_intervals * interval_s
         self._state_path = state_path
         self._clock = clock
+        self._events = event_clock or EventClock(clock)
         # The real builder reuses the previous table's unchanged columns.
         self._incremental = build_table is None
         self._build_table = build_table or _default_build_table()
         self._table: Any = None  # the last one published
         self._reduce = reduce or _default_reduce()
         self._save_state = save_state
+        self._write_due = write_due or _default_write_due()
         if state_path is not None and save_state is None:
             self._save_state = _default_save_state()
         self._start = clock()
+        self._save_lock = threading.Lock()
+        self._closed = False
+        self._saved_at = self._start
 
         self._failures = FailureStreak(log, "scrape")
         self._save_failures = FailureStreak(log, "state save")
@@ -110,7 +129,8 @@ class Pipeline:
         self._saved_state: Any = None
         if state_path is not None:
             self._state = self._load(state_path, load_state or _default_load_state())
-            self._saved_state = self._state
+            # _saved_state stays None: the first good scrape writes the file,
+            # which from then on says "running" (not a clean stop) until close().
 
         self._rows: tuple[VipRow, ...] = ()
         self._settings = None
@@ -118,12 +138,13 @@ class Pipeline:
         self._last_good: float | None = None
         self._withdrawn = False
         self._table_shape: tuple[object, ...] = ()
-        self._last_change_cs = 0
+        self._last_change_cs = 0  # event time (EventClock); 0: no change yet
         self._total_failures = 0
         self._last_error = ""
         self._duration_ms = 0
         self.snapshot = Snapshot()  # the last one published
         self.ticks = 0
+        self.state_writes = 0
 
     @staticmethod
     def _load(path: str, load_state: Callable[[str], Any]) -> Any:
@@ -137,8 +158,13 @@ class Pipeline:
         return state
 
     def now_cs(self) -> int:
-        """Centiseconds since the pipeline started: the TimeStamps' clock."""
-        return int((self._clock() - self._start) * 100)
+        """Now on the event clock (centiseconds, see `agentx_lb.clock`)."""
+        return self._events.now_cs()
+
+    @property
+    def state(self) -> Any:
+        """The counter state after the last good scrape (None before one)."""
+        return self._state
 
     def tick(self) -> Snapshot:
         """One scrape; publishes and returns the snapshot served from now on."""
@@ -174,18 +200,37 @@ class Pipeline:
         self._withdrawn = False
         self._state = state
         log.debug("scrape ok vips=%d duration_ms=%d", len(rows), self._duration_ms)
-        if self._state_path is not None and state != self._saved_state:
-            self._store(self._state_path, state)
+        if self._state_path is not None and self._write_due(
+            self._saved_state, self._saved_at, state, started
+        ):
+            self._store(self._state_path, state, started)
 
-    def _store(self, path: str, state: Any) -> None:
+    def _store(self, path: str, state: Any, now: float, *, clean: bool = False) -> bool:
         assert self._save_state is not None
-        try:
-            self._save_state(path, state)
-        except OSError as exc:
-            self._save_failures.failure(exc, path=path)
-            return
-        self._save_failures.success()
-        self._saved_state = state
+        with self._save_lock:
+            if self._closed:
+                return False  # the clean stop's write is the last one
+            try:
+                self._save_state(path, state, clean=clean)
+            except OSError as exc:
+                self._save_failures.failure(exc, path=path)
+                return False
+            self._save_failures.success()
+            self._saved_state = state
+            self._saved_at = now
+            self.state_writes += 1
+            return True
+
+    def close(self) -> bool:
+        """At a clean stop: write the counter state once more, marked clean, and
+        no more after it. Safe from another thread while a tick hangs in VPP
+        (the state is one immutable reference). True when it was written."""
+        if self._state_path is None or self._state is None:
+            return False
+        written = self._store(self._state_path, self._state, self._clock(), clean=True)
+        with self._save_lock:
+            self._closed = True
+        return written
 
     def _on_failure(self, exc: SourceError, started: float) -> None:
         self._total_failures += 1
@@ -197,6 +242,11 @@ class Pipeline:
                 log.warning(
                     "vip table withdrawn age_s=%.0f limit_s=%.0f", age or 0, self._stale_limit_s
                 )
+                # The rows left when they grew too old (the agent's rule too),
+                # not when this tick noticed.
+                assert self._last_good is not None
+                self._table_shape = ()
+                self._last_change_cs = self._events.at_cs(self._last_good + self._stale_limit_s)
             self._rows = ()
             self._settings = None
             self._vpp_version = ""
@@ -206,7 +256,7 @@ class Pipeline:
         shape = _table_shape(self._rows)
         if shape != self._table_shape:
             self._table_shape = shape
-            self._last_change_cs = int((now - self._start) * 100)
+            self._last_change_cs = self._events.at_cs(now)
         since = self._start if self._last_good is None else self._last_good
         health = Health(
             vpp_connected=self._failures.count == 0 and self._last_good is not None,
@@ -219,7 +269,9 @@ class Pipeline:
             consecutive_failures=self._failures.count,
             last_error=self._last_error,
         )
-        snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health)
+        snapshot = Snapshot(
+            rows=self._rows, settings=self._settings, health=health, taken_at=since
+        )
         if self._incremental:
             table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]
         else:

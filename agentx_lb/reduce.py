@@ -22,13 +22,23 @@ While a row keeps its identity, each Counter64 column never goes backwards:
 
 A reset that grows past the old raw value between two scrapes cannot be seen
 in the numbers; a VPP restart is still caught by `vpp_instance`.
+
+Times (`now_cs`, `discontinuity_cs`, `absent_since_cs`) are the caller's event
+clock (`agentx_lb.clock.EventClock`: centiseconds on the wall clock's scale),
+so a state saved by one agent process keeps its meaning in the next.
+
+`CounterState.revision` counts the changes other than `last_raw` (rows added,
+dropped, re-based, stamped): the state file is written when it moves
+(`agentx_lb.state.write_due`). A state loaded after an unclean stop
+(`unclean`) was saved up to a minute before it: every row's discontinuity
+time moves at the first scrape, since continuity can no longer be proven.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from operator import add, attrgetter, itemgetter, le
 from typing import Any, overload
 
@@ -54,7 +64,7 @@ LB_COUNTER_NAMES: tuple[str, str, str, str] = (
 _N_FIELDS = 6  # the four LB counters, route packets, route octets
 _ROUTE = (4, 5)
 _INDEX = attrgetter("index")
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: times on the event clock, the clean-stop marker
 # How long an absent VIP's offsets are kept (centiseconds): long enough for a
 # slow VPP restart (startup-config adding thousands of VIPs).
 DEFAULT_RETAIN_ABSENT_CS = 600 * 100
@@ -187,11 +197,17 @@ class CounterState:
 
     vpp_instance: str
     rows: tuple[RowState, ...] = ()
+    # Bumped by reduce on every change but last_raw's (not saved, not compared).
+    revision: int = field(default=0, compare=False)
+    # Loaded from a file not written at a clean stop (not compared).
+    unclean: bool = field(default=False, compare=False)
 
-    def to_json(self) -> str:
+    def to_json(self, *, clean: bool = False) -> str:
+        """The state file; `clean`: written at a clean stop (continuity proven)."""
         return json.dumps(
             {
                 "version": _STATE_VERSION,
+                "clean": clean,
                 "vpp_instance": self.vpp_instance,
                 "rows": [
                     {
@@ -215,13 +231,18 @@ class CounterState:
             doc = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             raise ValueError(f"counter state is not JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("version") != _STATE_VERSION:
+        if not isinstance(doc, dict) or doc.get("version") not in (1, _STATE_VERSION):
             raise ValueError("counter state has an unknown version")
         instance = doc.get("vpp_instance")
         rows = doc.get("rows")
         if not isinstance(instance, str) or not isinstance(rows, list):
             raise ValueError("counter state lacks vpp_instance or rows")
-        return cls(instance, tuple(_row_from_json(r) for r in rows))
+        parsed = tuple(_row_from_json(r) for r in rows)
+        if doc["version"] == 1:
+            # Version 1 kept times on the old process's uptime: meaningless now.
+            # Offsets stay; the first scrape moves every discontinuity.
+            parsed = tuple(replace(r, absent_since_cs=None) for r in parsed)
+        return cls(instance, parsed, unclean=doc.get("clean") is not True)
 
 
 def _is_int(value: Any) -> bool:
@@ -280,11 +301,18 @@ def reduce(
     vips = sorted((v for v in raw.vips if not v.removed), key=_INDEX)
     prefixes, route_indices, raw_values = _raw_values(raw, vips)
     previous: dict[int, RowState] = {}
+    changed = state is None
     if state is not None:
         kept = state.rows
         if state.vpp_instance != raw.vpp_instance:
             # VPP restarted: every counter, seen now or not, starts again at 0.
             kept = tuple(_rebased(r, now_cs) for r in kept)
+            changed = True
+        elif state.unclean:
+            # Saved up to a minute before an unclean stop: what happened since
+            # cannot be proven continuous. Offsets stay; the times move.
+            kept = tuple(replace(r, discontinuity_cs=now_cs) for r in kept)
+            changed = True
         previous = {r.identity[0]: r for r in kept}
     rows: list[VipRow] = []
     new_state: list[RowState] = []
@@ -294,6 +322,7 @@ def reduce(
         identity = (vip.index, prefix, vip.protocol, vip.port)  # Vip.identity, prefix made once
         if old is None or old.identity != identity:
             row = RowState(identity, no_offsets, values, stats_index, now_cs)
+            changed = True
         elif (
             old.absent_since_cs is None
             and stats_index is not None  # then no value is None
@@ -304,8 +333,15 @@ def reduce(
             # The common case: nothing reset, so offsets and time are unchanged.
             disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
             row = RowState(old.identity, old.offsets, values, stats_index, disc_cs)
+            changed = changed or disc_cs != old.discontinuity_cs
         else:
             row = _advance(old, values, stats_index, now_cs)
+            changed = changed or (
+                row.offsets != old.offsets
+                or row.discontinuity_cs != old.discontinuity_cs
+                or row.route_stats_index != old.route_stats_index
+                or old.absent_since_cs is not None
+            )
         if row.offsets == no_offsets:
             served = values
         else:
@@ -317,8 +353,15 @@ def reduce(
         rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
-    new_state.extend(_still_retained(previous.values(), now_cs, retain_absent_cs))
-    return tuple(rows), CounterState(raw.vpp_instance, tuple(new_state))
+    absent = list(previous.values())
+    retained = _still_retained(absent, now_cs, retain_absent_cs)
+    if not changed and absent:
+        changed = len(retained) != len(absent) or any(
+            a is not r for a, r in zip(absent, retained, strict=False)
+        )
+    new_state.extend(retained)
+    revision = 0 if state is None else state.revision + changed
+    return tuple(rows), CounterState(raw.vpp_instance, tuple(new_state), revision)
 
 
 def _rebased(row: RowState, now_cs: int) -> RowState:

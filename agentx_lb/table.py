@@ -61,7 +61,9 @@ from agentx_lb.oids import (
     Oid,
     SnmpType,
     VipColumn,
+    encode_oid,
     format_oid,
+    pack_oid,
 )
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,8 @@ U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 DISPLAY_STRING_MAX = 255
+_EVENT_MAX = 2**63 - 1  # event times (centiseconds) are stored as array('q')
 
-# Canonical form of an OID for comparisons: every sub-id as a big-endian u32.
-_INTERNET = (1, 3, 6, 1)
 _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 _I32 = struct.Struct("!i")
@@ -88,23 +89,6 @@ class CellError(ValueError):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
-
-
-def pack_oid(oid: Oid) -> bytes:
-    """Canonical bytes of an OID: big-endian u32 per sub-id (sorts like the tuple)."""
-    return struct.pack(f"!{len(oid)}I", *oid)
-
-
-def encode_oid(oid: Oid, include: int = 0) -> bytes:
-    """AgentX OID encoding (RFC 2741 5.1) with the 1.3.6.1.X prefix compression."""
-    prefix, rest = _compress(oid)
-    return struct.pack(f"!BBBB{len(rest)}I", len(rest), prefix, include, 0, *rest)
-
-
-def _compress(oid: Oid) -> tuple[int, Oid]:
-    if len(oid) > 5 and oid[:4] == _INTERNET and 0 < oid[4] <= 255:
-        return oid[4], oid[5:]
-    return 0, oid
 
 
 # ---------------------------------------------------------------- value encoders
@@ -220,7 +204,9 @@ class _Segment:
     cell); values are `width` octets each, or delimited by `voff`.
     """
 
-    __slots__ = ("ckey", "dropped", "heads", "n", "rows", "sel", "vals", "voff", "width")
+    __slots__ = (
+        "ckey", "dropped", "events", "heads", "n", "rows", "sel", "vals", "voff", "width"
+    )
 
     def __init__(
         self,
@@ -232,6 +218,7 @@ class _Segment:
         voff: array | None,
         width: int,
         dropped: int,
+        events: array | None = None,
     ) -> None:
         self.ckey = ckey
         self.heads = heads  # suffix length -> type, OID header, root sub-ids, ckey
@@ -242,6 +229,15 @@ class _Segment:
         self.width = width
         self.n = len(rows) if sel is None else len(sel)
         self.dropped = dropped
+        # A TimeStamp column: its events (`agentx_lb.clock.EventClock` centiseconds)
+        # per cell; `vals` holds them converted by the last `Table.restamped`.
+        self.events = events
+
+    def with_values(self, vals: bytes, events: array | None = None) -> _Segment:
+        """This segment's cells with other fixed-width values (4 octets each)."""
+        return _Segment(
+            self.ckey, self.heads, self.rows, self.sel, vals, None, 4, self.dropped, events
+        )
 
     def suffix(self, p: int) -> bytes:
         sel = self.sel
@@ -280,11 +276,18 @@ class Table:
     """
 
     __slots__ = (
-        "_ckeys", "_last", "_memo", "_n", "_segs", "_starts", "dropped", "root", "root_key"
+        "_ckeys", "_dropped_outside", "_last", "_memo", "_n", "_segs", "_starts", "age_index",
+        "dropped", "has_rows", "root", "root_key", "taken_at",
     )
 
     def __init__(
-        self, root: Oid, segments: Sequence[_Segment] = (), dropped: int = 0, memo: object = None
+        self,
+        root: Oid,
+        segments: Sequence[_Segment] = (),
+        dropped: int = 0,
+        memo: object = None,
+        *,
+        taken_at: float = 0.0,
     ) -> None:
         self.root: Oid = tuple(root)
         self.root_key: bytes = pack_oid(self.root)
@@ -296,15 +299,60 @@ class Table:
         self._ckeys = [s.ckey for s in self._segs]
         self._n = starts[-1]
         # cells rejected by validation in this build (reused columns included)
+        self._dropped_outside = dropped
         self.dropped = dropped + sum(s.dropped for s in self._segs)
         self._memo = memo  # what the next build may reuse (see build_table)
+        # When the scrape its rows come from started (monotonic seconds; with no
+        # rows ever scraped, when the pipeline started): the age of the data.
+        self.taken_at = taken_at
+        self.has_rows = any(not _is_scalar(s.ckey) for s in self._segs)
+        self.age_index = -1  # the vppLbAgentTableAge cell, answered live
+        for k, seg in enumerate(self._segs):
+            if seg.ckey == _AGE_CKEY:
+                self.age_index = starts[k]
         # (first index, end index, segment) of the last lookup: a walk stays in
         # one column for many cells. One tuple, replaced whole (thread-safe).
         self._last: tuple[int, int, _Segment | None] = (0, 0, None)
 
     @classmethod
-    def empty(cls, root: Oid) -> Table:
-        return cls(root)
+    def empty(cls, root: Oid, taken_at: float = 0.0) -> Table:
+        return cls(root, taken_at=taken_at)
+
+    def _derived(self, segments: Sequence[_Segment]) -> Table:
+        return Table(
+            self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at
+        )
+
+    def restamped(self, stamp: Callable[[int], int]) -> Table:
+        """This table with every TimeStamp cell set to `stamp(event)` (the event
+        clock -> snmpd's sysUpTime, see `agentx_lb.clock`); the other columns are
+        shared, not copied."""
+        segs = []
+        for seg in self._segs:
+            if seg.events is not None:
+                a = array("I", map(stamp, seg.events))
+                if _SWAP:
+                    a.byteswap()
+                seg = seg.with_values(a.tobytes(), seg.events)
+            segs.append(seg)
+        return self._derived(segs)
+
+    def withdrawn(self, at_event_cs: int) -> Table:
+        """The scalars of this table as served once its rows are too old: no VIP
+        or backend row, vppLbAgentVipCount 0, vppLbAgentVppConnected false, and
+        the table's last change at `at_event_cs` (when its rows expired)."""
+        segs = []
+        for seg in self._segs:
+            if not _is_scalar(seg.ckey):
+                continue
+            if seg.ckey == _VIP_COUNT_CKEY:
+                seg = seg.with_values(_U32.pack(0))
+            elif seg.ckey == _CONNECTED_CKEY:
+                seg = seg.with_values(_I32.pack(TRUTH_FALSE))
+            elif seg.ckey == _LAST_CHANGE_CKEY:
+                seg = seg.with_values(_U32.pack(0), array("q", [at_event_cs]))
+            segs.append(seg)
+        return self._derived(segs)
 
     def __len__(self) -> int:
         return self._n
@@ -392,6 +440,17 @@ class Table:
         return is_known_object(self.root, oid)
 
 
+_AGENT_KEY = pack_oid(AGENT)
+_AGE_CKEY = _AGENT_KEY + _U32.pack(AgentScalar.TABLE_AGE)
+_VIP_COUNT_CKEY = _AGENT_KEY + _U32.pack(AgentScalar.VIP_COUNT)
+_CONNECTED_CKEY = _AGENT_KEY + _U32.pack(AgentScalar.VPP_CONNECTED)
+_LAST_CHANGE_CKEY = _AGENT_KEY + _U32.pack(AgentScalar.VIP_TABLE_LAST_CHANGE)
+
+
+def _is_scalar(ckey: bytes) -> bool:
+    return len(ckey) == len(_AGENT_KEY) + 4 and ckey.startswith(_AGENT_KEY)
+
+
 class _View(Sequence):
     """Read-only sequence over a Table, materialising items on access."""
 
@@ -472,9 +531,10 @@ class _Builder:
     """Encodes columns into segments, in OID order."""
 
     def __init__(self, root: Oid) -> None:
-        self.prefix, rest = _compress(tuple(root))
-        self.root_rest_len = len(rest)
-        self.root_wire = struct.pack(f"!{len(rest)}I", *rest)
+        root_wire = encode_oid(tuple(root))  # n_subid, prefix, include, reserved, sub-ids
+        self.prefix = root_wire[1]
+        self.root_rest_len = root_wire[0]
+        self.root_wire = root_wire[4:]
         self.segments: list[_Segment] = []
         self.dropped = 0  # drops outside any segment (bad row indices)
 
@@ -507,6 +567,10 @@ class _Builder:
         none_absent: bool = True,
     ) -> _Segment:
         """Validate and encode one column (raws aligned with rows); bad cells dropped."""
+        if snmp_type == SnmpType.TIMETICKS:
+            seg = self._stamps(ckey, name, rows, raws)
+            self.segments.append(seg)
+            return seg
         seg = self._bulk(ckey, snmp_type, rows, raws, lo, hi, allowed)
         if seg is None:
             seg = self._cells(ckey, snmp_type, name, rows, raws, encode, none_absent)
@@ -540,6 +604,31 @@ class _Builder:
             a.byteswap()
         return _Segment(
             ckey, self.heads(snmp_type, ckey, rows), rows, None, a.tobytes(), None, a.itemsize, 0
+        )
+
+    def _stamps(self, ckey: bytes, name: str, rows: _Rows, raws: Sequence[object]) -> _Segment:
+        """A TimeStamp column: events kept as given (validated), served values 0
+        until `Table.restamped` converts them to snmpd's clock."""
+        events: list[int] = []
+        sel: list[int] = []
+        dropped = 0
+        for r, raw in enumerate(raws):
+            if type(raw) is not int or not 0 <= raw <= _EVENT_MAX:
+                dropped += 1
+                _log_drop(name, ckey + rows.suffix(r), CellError("not an event time", repr(raw)))
+                continue
+            events.append(raw)
+            sel.append(r)
+        return _Segment(
+            ckey,
+            self.heads(SnmpType.TIMETICKS, ckey, rows),
+            rows,
+            None if len(sel) == len(rows) else array("I", sel),
+            bytes(4 * len(events)),
+            None,
+            4,
+            dropped,
+            array("q", events),
         )
 
     def _cells(
@@ -584,8 +673,8 @@ class _Builder:
         self.dropped += 1
         _log_drop(column, oid_key, exc)
 
-    def finish(self, root: Oid, memo: object) -> Table:
-        return Table(root, self.segments, self.dropped, memo)
+    def finish(self, root: Oid, memo: object, taken_at: float) -> Table:
+        return Table(root, self.segments, self.dropped, memo, taken_at=taken_at)
 
 
 def _log_drop(column: str, oid_key: bytes, exc: CellError) -> None:
@@ -840,7 +929,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         vrows, static, name_seg, addr_seg, owner, [b.address for b in backs], order, brows,
         b_dropped, b_name_seg,
     )  # fmt: skip
-    return bld.finish(root, next_memo)
+    return bld.finish(root, next_memo, snapshot.taken_at)
 
 
 def _vip_column(

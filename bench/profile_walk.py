@@ -21,7 +21,7 @@ ping-pong client -> snmpd -> agent -> snmpd -> client).
 
 Agents:
 * ours     - `LbAgent` as shipped (binary search, hint, pre-encoded varbinds);
-* trivial  - the same I/O loop (`LbAgent._serve`) whose `handle()` is one dict
+* trivial  - the same I/O loop (`Session._serve`) whose `answer()` is one dict
              lookup of the whole request payload -> cached answer (after the
              first walk): the floor of a Python agent on this machine;
 * real     - the shipped process (`python -m agentx_lb run`, interval 3600 s)
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import math
 import multiprocessing as mp
 import os
 import resource
@@ -84,11 +85,9 @@ def serve(kind: str, socket_path: str, n: int, switch_s: float) -> None:
     table = _table(n)
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    agentx.GIL_SWITCH_S = switch_s  # run() lowers the interval to this
-    if switch_s > sys.getswitchinterval():
-        sys.setswitchinterval(switch_s)
+    sys.setswitchinterval(switch_s)  # what `agentx-lb run` sets (cli.GIL_SWITCH_S)
     if kind == "ours":
-        agent = agentx.LbAgent(socket_path, DEFAULT_ROOT)
+        agent = agentx.LbAgent(socket_path, DEFAULT_ROOT, max_age_s=math.inf)
     else:
         agent = _TrivialAgent(socket_path, DEFAULT_ROOT)
     agent.publish(table)
@@ -103,13 +102,15 @@ def _trivial_class():  # noqa: ANN202
         """Answers from a dict: request payload -> response tail (filled on a miss)."""
 
         def __init__(self, *a, **kw) -> None:  # noqa: ANN002, ANN003
-            super().__init__(*a, **kw)
+            super().__init__(*a, max_age_s=math.inf, **kw)
             self._memo: dict[bytes, bytes] = {}
+            self._general = self.responder.answer
+            self.session.answer = self.answer  # the session calls answer(pdu, now)
 
-        def handle(self, pdu: bytes) -> bytes | None:
+        def answer(self, pdu: bytes, now: float) -> bytes | None:
             tail = self._memo.get(pdu[HDR_LEN:])
             if tail is None:
-                answer = super().handle(pdu)
+                answer = self._general(pdu, now)
                 if answer is None:
                     return None
                 tail = self._memo[pdu[HDR_LEN:]] = answer[HDR_LEN:]

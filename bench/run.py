@@ -12,7 +12,10 @@ emulated VPP), pyagentx3 0.1.4 as published and python-netsnmpagent (net-snmp's
 C table helper, installed into the venv here if missing) serving the same VIP
 table (bench/peers/). A walk that hits the 120 s cap is not repeated.
 The refresh stall: back-to-back SNMP GETs of one VIP cell in 1 s windows
-while the agent refreshes every 1 s; the longest round trip of each window
+while the agent refreshes every 1 s under live traffic (the emulator moves
+every counter and a quarter of the backends' flow counts once a second, so
+every refresh changes the table and the counter state, as on a live load
+balancer); the longest round trip of each window
 (one refresh each), median over the windows, minus the median round trip with
 no refresh (the absolute maxima are printed too). Prints ONE table: figure,
 value, target, result.
@@ -195,8 +198,74 @@ def start_agent(kind: str, snmpd: Any, work: str, emu: tuple, cells_file: str,
     else:
         cmd = [sys.executable, os.path.join(HERE, "peers", f"{kind}_peer.py"), cells_file,
                snmpd.agentx_socket]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=REPO)
+    proc.state_file = os.path.join(state, "counters.json") if kind == "ours" else ""  # type: ignore[attr-defined]
+    return proc
+
+
+class LiveTraffic:
+    """Once a second: every VIP's counters move and a quarter of the backends'
+    flow counts change (the emulator child's "tick"); the counter-state file's
+    replacements are counted meanwhile (a write is a rename: a new inode)."""
+
+    def __init__(self, conn: Any, state_file: str) -> None:
+        import threading
+
+        self.conn, self.state_file = conn, state_file
+        self.ticks = self.writes = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._tick, daemon=True),
+                         threading.Thread(target=self._watch, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self.conn.send("tick")
+            self.conn.recv()
+            self.ticks += 1
+
+    def _watch(self) -> None:
+        last = None
+        while not self._stop.wait(0.05):
+            try:
+                ino = os.stat(self.state_file).st_ino
+            except FileNotFoundError:
+                continue
+            if ino != last:
+                self.writes += last is not None
+                last = ino
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def state_write_ms(emu: tuple) -> tuple[float, int]:
+    """(ms to write the counter state of one scrape, its size in bytes): min of 3."""
+    from agentx_lb.reduce import reduce
+    from agentx_lb.state import save_state
+    from agentx_lb.vpp.source import VppSource
+
+    stats_sock, api_sock, api_dir, _ = emu
+    src = VppSource(stats_sock, api_sock, api_dir, timeout_s=30.0)
+    try:
+        _, state = reduce(src.read(), None, 0)
+    finally:
+        src.close()
+    d = tempfile.mkdtemp(prefix="axlb-state-", dir="/tmp")
+    try:
+        path = os.path.join(d, "counters.json")
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            save_state(path, state)
+            times.append((time.perf_counter() - t0) * 1000)
+        return min(times), os.path.getsize(path)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def wait_serving(snmpd: Any, oid: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -281,7 +350,7 @@ def _emulator(n_vips: int) -> tuple[Any, Any, tuple]:
 
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=bench_scrape._serve,
-                                           args=(n_vips, 0.0, child), daemon=True)
+                                           args=(n_vips, 0.25, child), daemon=True)
     proc.start()
     return proc, parent, parent.recv()
 
@@ -365,17 +434,23 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
         static_win = probe_windows((host, int(port)), probe_oid, probe_windows_n)
         static_lat = [x for w in static_win for x in w]
 
-        # Refreshing: the same agent with a 1 s interval.
+        # Refreshing: the same agent with a 1 s interval, under live traffic.
         stop_proc(ours.proc)
         ours.proc = start_agent("ours", ours.snmpd, work, emu, cells_file, 1)
         wait_serving(ours.snmpd, first, ours.proc)
+        live = LiveTraffic(emu_conn, ours.proc.state_file)
         time.sleep(2.5)  # let refreshes start
+        writes_before, ticks_before = live.writes, live.ticks
         refresh_win = probe_windows((host, int(port)), probe_oid, probe_windows_n)
         refresh_lat = [x for w in refresh_win for x in w]
+        out["state_writes"] = live.writes - writes_before
+        out["traffic_ticks"] = live.ticks - ticks_before
         ours.walks, ours.capped = [], False
         for _ in range(REPS):
             walk(ours, table_oid, expected)
+        live.stop()
         out["refresh_walk"] = summarise(ours)
+        out["state_write_ms"], out["state_bytes"] = state_write_ms(emu)
         # Steady state: after the walks, with a scrape every second meanwhile.
         out["refresh_rss_mb"] = status_mb(ours.proc.pid)
         out["refresh_peak_rss_mb"] = status_mb(ours.proc.pid, "VmHWM")
@@ -464,6 +539,10 @@ def rows_for(scrape: dict[int, dict], walks: dict[int, dict]) -> list[tuple[str,
             p["refresh_window_max_ms"])
         add(f"walk {n:,} VIPs ours: RSS MB after the walks while refreshing every 1 s",
             w["refresh_rss_mb"])
+        add(f"counter-state writes {n:,} VIPs during the refresh windows (live traffic, "
+            f"{w['traffic_ticks']} traffic ticks)", w["state_writes"])
+        add(f"counter-state write {n:,} VIPs: ms (JSON + 2 fsyncs, min of 3)", w["state_write_ms"])
+        add(f"counter-state file {n:,} VIPs: kB", w["state_bytes"] / 1000)
         add(f"walk {n:,} VIPs ours: peak RSS MB (VmHWM) while refreshing every 1 s",
             w["refresh_peak_rss_mb"])
 

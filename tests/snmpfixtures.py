@@ -42,8 +42,10 @@ def snmpd(short_tmpdir: str) -> Iterator[PrivateSnmpd]:
 FIXTURE_INDICES = (*range(1, 13), 99, 100, 101)
 
 
-def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2):  # noqa: ANN001, ANN201
-    """VIPs at `indices`: IPv4 and IPv6, with/without weights, one without active backend."""
+def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: float | None = None):  # noqa: ANN001, ANN201
+    """VIPs at `indices`: IPv4 and IPv6, with/without weights, one without active backend.
+
+    `taken_at`: when its scrape ran (monotonic; default now)."""
     from agentx_lb.model import Backend, Encap, Health, LbSettings, Snapshot, Vip, VipCounters, VipRow
 
     rows = []
@@ -95,4 +97,7 @@ def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2):  # noqa: 
         last_error="",
     )
     settings = LbSettings(ip4_src_address="192.0.2.250", sticky_buckets_per_core=1024)
-    return Snapshot(rows=tuple(rows), settings=settings, health=health)
+    import time
+
+    taken = time.monotonic() if taken_at is None else taken_at
+    return Snapshot(rows=tuple(rows), settings=settings, health=health, taken_at=taken)

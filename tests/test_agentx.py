@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
 from snmpfixtures import make_snapshot
 
-from agentx_lb.agentx import LbAgent, ProtocolError, _Session
+from agentx_lb.agentx import Connection, LbAgent, ProtocolError
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
 
@@ -55,7 +56,7 @@ def decode_response(buf: bytes) -> tuple[int, int, int, list[tuple[int, tuple, o
 
 @pytest.fixture
 def agent() -> LbAgent:
-    a = LbAgent("/nonexistent/agentx.sock", ROOT)
+    a = LbAgent("/nonexistent/agentx.sock", ROOT, max_age_s=math.inf)
     a.publish(build_table(make_snapshot(), ROOT))
     return a
 
@@ -176,7 +177,7 @@ def test_fuzz_stream_never_crashes(agent: LbAgent, chunks: list[bytes], seed_typ
     """Arbitrary bytes over a socketpair: only ProtocolError/ConnectionError may escape."""
     a, b = socket.socketpair()
     try:
-        session = _Session("/unused", "fuzz", ROOT)
+        session = Connection("/unused", "fuzz")
         session.socket = a
         # bias some chunks towards plausible headers
         data = b"".join(chunks)

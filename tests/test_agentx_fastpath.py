@@ -1,4 +1,4 @@
-"""agentx.py's GetNext fast path (cursor) and walk heads: each walk keeps its table."""
+"""The responder's GetNext fast path (cursor) and walk pins: each walk keeps its table."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
 from snmpfixtures import make_snapshot
 
-from agentx_lb.agentx import HEAD_IDLE_S, MAX_HEADS, LbAgent, _Session
+from agentx_lb.agentx import MAX_PINS, Connection, LbAgent
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
 
@@ -25,9 +25,10 @@ ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
 GETNEXT = 6
 ROOT_END = ROOT[:-1] + (ROOT[-1] + 1,)
+# Scraped at t=1000 s (monotonic): agents here run on a `FakeClock` from there.
 TABLES = (
-    build_table(make_snapshot(), ROOT),
-    build_table(make_snapshot(indices=(1, 2, 7)), ROOT),
+    build_table(make_snapshot(taken_at=1000.0), ROOT),
+    build_table(make_snapshot(indices=(1, 2, 7), taken_at=1000.0), ROOT),
 )
 
 
@@ -43,16 +44,32 @@ def wire_oid(table: Table, i: int) -> bytes:
     return vb[4 : 8 + 4 * vb[4]]
 
 
+class FakeClock:
+    """A monotonic clock the test moves: every read is 1 ms after the last."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def make_agent(**kw) -> LbAgent:  # noqa: ANN003
+    kw.setdefault("clock", FakeClock())
+    return LbAgent("/nonexistent/agentx.sock", ROOT, **kw)
+
+
 def reference(table: Table, pdu: bytes) -> bytes | None:
     """The general path's answer: a fresh agent has no cursor."""
-    fresh = LbAgent("/nonexistent/agentx.sock", ROOT)
+    fresh = make_agent()
     fresh.publish(table)
     return fresh.handle(pdu)
 
 
 def test_sequential_walk_is_fast_and_equal() -> None:
     table = TABLES[0]
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent = make_agent()
     agent.publish(table)
     pdu = getnext(encode_oid(ROOT))
     seen = []
@@ -63,12 +80,13 @@ def test_sequential_walk_is_fast_and_equal() -> None:
         seen.append(vb[4 : 8 + 4 * vb[4]])
         pdu = getnext(seen[-1], packet_id=k + 8)
     assert seen == [wire_oid(table, i) for i in range(len(table))]
-    assert agent.fast_answers == len(table) - 1  # all but the first (no cursor yet)
+    # All but the first (no cursor yet) and vppLbAgentTableAge (answered live).
+    assert agent.fast_answers == len(table) - 2
 
 
 def test_past_the_last_cell_and_end_bounds() -> None:
     table = TABLES[0]
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent = make_agent()
     agent.publish(table)
     last = len(table) - 1
     agent.handle(getnext(wire_oid(table, last - 1)))  # cursor at last - 1 ...
@@ -86,17 +104,6 @@ def test_past_the_last_cell_and_end_bounds() -> None:
     assert out[28:30] == struct.pack("!H", 130)
 
 
-class FakeClock:
-    """A monotonic clock the test moves: every read is 1 ms after the last."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 0.001
-        return self.now
-
-
 def _cell(table: Table, index: int, column: int = 2) -> int:
     """Position of vppLbVipEntry.column.index in `table`."""
     return table.locate(table.root_key + struct.pack("!IIIII", *VIP_ENTRY, column, index), True)
@@ -110,7 +117,7 @@ def _head(out: bytes) -> bytes:
 
 def test_a_walk_continues_on_its_table_after_a_publish() -> None:
     old, new = TABLES
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent = make_agent()
     agent.publish(old)
     i = _cell(old, 2)
     agent.handle(getnext(wire_oid(old, i - 1)))
@@ -127,19 +134,20 @@ def test_a_walk_continues_on_its_table_after_a_publish() -> None:
 def test_a_walk_moves_to_the_newest_table_once_its_table_is_too_old() -> None:
     old, new = TABLES
     clock = FakeClock()
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT, pin_max_s=5.0, clock=clock)
+    agent = make_agent(max_age_s=5.0, clock=clock)
     agent.publish(old)
     i = _cell(old, 2)
     agent.handle(getnext(wire_oid(old, i - 1)))
-    agent.publish(new)
+    new = build_table(make_snapshot(indices=(1, 2, 7), taken_at=1003.0), ROOT)
+    agent.publish(new)  # scraped 3 s after `old`
     clock.now += 4.0
     pdu = getnext(wire_oid(old, i))
     out = agent.handle(pdu)
-    assert out == reference(old, pdu)  # 4 s old: still the walk's table
+    assert out == reference(old, pdu)  # its scrape 4 s old: still the walk's table
     clock.now += 2.0
     pdu = getnext(_head(out))
     out = agent.handle(pdu)
-    assert out == reference(new, pdu)  # 6 s: moved to the newest ...
+    assert out == reference(new, pdu)  # 6 s (> 5 s): moved to the newest ...
     pdu = getnext(_head(out))
     assert agent.handle(pdu) == reference(new, pdu)  # ... and stays there
 
@@ -148,7 +156,7 @@ def test_interleaved_walks_each_keep_their_own_table() -> None:
     """Two walks through one session (two clients behind one snmpd), a publish
     between their starts: each sees only the table it started on."""
     old, new = TABLES
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent = make_agent()
     agent.publish(old)
     heads = {"a": _head(agent.handle(getnext(encode_oid(V + (2,)))))}
     agent.publish(new)
@@ -170,7 +178,7 @@ def getnext_ranges(starts: list[bytes], packet_id: int = 7) -> bytes:
 
 def test_a_row_by_row_walk_continues_on_its_table_after_a_publish() -> None:
     old, new = TABLES
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent = make_agent()
     agent.publish(old)
     columns = [encode_oid(V + (2,)), encode_oid(V + (14,))]  # name and next-packets
     pdu = getnext_ranges(columns)
@@ -189,7 +197,7 @@ def test_a_row_by_row_walk_continues_on_its_table_after_a_publish() -> None:
 
 def test_two_walks_meeting_at_one_oid_go_on_from_the_newer_table() -> None:
     old, new = TABLES
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT)
+    agent = make_agent()
     agent.publish(old)
     b = _head(agent.handle(getnext(encode_oid(V + (2,)))))  # walk B on `old` at V.2.1
     agent.publish(new)
@@ -200,17 +208,21 @@ def test_two_walks_meeting_at_one_oid_go_on_from_the_newer_table() -> None:
     assert agent.handle(pdu) == reference(new, pdu)  # V.2.7, never `old`'s V.2.3
 
 
-def test_walk_heads_are_bounded_and_forgotten_when_idle() -> None:
+def test_walk_pins_are_bounded_and_dropped_when_idle_at_a_publish() -> None:
     table = TABLES[0]
     clock = FakeClock()
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT, clock=clock)
+    agent = make_agent(clock=clock, pin_idle_s=5.0)
     agent.publish(table)
     for i in range(200):  # 200 walks started, none continued
         agent.handle(getnext(wire_oid(table, (i * 7) % len(table)), packet_id=i))
-    assert 0 < len(agent._heads) <= MAX_HEADS
-    clock.now += HEAD_IDLE_S + 1
-    agent.handle(getnext(encode_oid(ROOT)))
-    assert len(agent._heads) <= 1  # only the walk parked just now
+    pins = agent.responder.pins
+    assert 0 < len(pins) <= MAX_PINS + 1
+    clock.now += 4.0
+    agent.publish(TABLES[1])  # used within the interval: kept
+    assert len(pins) > 1
+    clock.now += 2.0
+    agent.publish(TABLES[0])  # no walk used them for an interval: dropped, no request needed
+    assert len(pins) == 0
 
 
 _STEP = st.one_of(
@@ -229,8 +241,9 @@ def test_any_sequence_equals_the_walk_model(steps: list[tuple]) -> None:
     """Fast path and general path together answer exactly what this model says:
     a GetNext (include 0) from the OID of an earlier answer goes on in that
     answer's table, once; anything else uses the newest table; two walks at
-    one OID share the newer of their tables."""
-    agent = LbAgent("/nonexistent/agentx.sock", ROOT, clock=FakeClock())
+    one OID share the newer of their tables. (The fake clock moves 1 ms per
+    read: no pin is idle for an interval here.)"""
+    agent = make_agent()
     current = (TABLES[0], 0)  # (table, publish number)
     agent.publish(current[0])
     walks: dict[bytes, tuple[Table, int]] = {}  # head OID -> (table, publish number)
@@ -270,7 +283,7 @@ def test_any_sequence_equals_the_walk_model(steps: list[tuple]) -> None:
 
 
 @contextlib.contextmanager
-def _master() -> Iterator[tuple[_Session, socket.socket]]:
+def _master() -> Iterator[tuple[Connection, socket.socket]]:
     """A connected (session in serving mode, master side) pair on a temp socket."""
     d = tempfile.mkdtemp(prefix="axlb-", dir="/tmp")
     path = os.path.join(d, "m.sock")
@@ -278,8 +291,8 @@ def _master() -> Iterator[tuple[_Session, socket.socket]]:
     try:
         srv.bind(path)
         srv.listen(1)
-        session = _Session(path, "t", ROOT)
-        session._connect()
+        session = Connection(path, "t")
+        session.connect()
         conn, _ = srv.accept()
         try:
             with conn:

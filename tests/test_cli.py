@@ -261,12 +261,17 @@ class FakePipeline:
     def __init__(self, crash: bool = False) -> None:
         self.crash = crash
         self.started = threading.Event()
+        self.closed = False
 
     def run(self, stop: Any) -> None:
         self.started.set()
         if self.crash:
             raise RuntimeError("pipeline bug")
         stop.wait()
+
+    def close(self) -> bool:  # the clean stop's state write
+        self.closed = True
+        return False
 
 
 class FakeSource:
@@ -289,6 +294,7 @@ def test_serve_stops_cleanly_on_stop_event() -> None:
     assert cli.serve(FakeAgent(), pipeline, source, stop) == 0
     t.join()
     assert source.closed
+    assert pipeline.closed
 
 
 def test_serve_exits_1_when_scrape_thread_crashes() -> None:

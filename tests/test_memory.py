@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import weakref
 
 import pytest
 
@@ -37,15 +38,29 @@ def test_release_free_heap_gives_holes_back_to_the_os() -> None:
     assert len(kept) == 256
 
 
-def test_freeze_survivors_unfreezes_on_the_period() -> None:
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic GC frees it
+
+
+def test_the_backstop_collects_a_cycle_frozen_earlier() -> None:
+    """Issue 15: the hourly backstop used to unfreeze and never collect."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # no automatic pass may do the backstop's work
     gc.unfreeze()
     try:
-        memory.freeze_survivors(1)
-        assert gc.get_freeze_count() > 0
+        node = _Node()
+        ref = weakref.ref(node)
+        memory.freeze_survivors(1)  # the cycle is alive now: frozen with the rest
+        del node
+        assert ref() is not None
         memory.freeze_survivors(memory.UNFREEZE_EVERY_TICKS)
-        assert gc.get_freeze_count() == 0
+        assert ref() is None  # collected
+        assert gc.get_freeze_count() > 0  # and the survivors frozen again
     finally:
         gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 # Two threads allocate while a third holds the main arena's lock in

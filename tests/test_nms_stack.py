@@ -19,6 +19,7 @@ failure in the exporter or pysnmp tests points at the NMS side.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import pytest
 
 from agentx_lb.agentx import LbAgent
+from agentx_lb.clock import EventClock
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
@@ -47,7 +49,9 @@ SCALARS: dict[str, object] = {
     "vppLbAgentVppConnected": "true",
     "vppLbAgentVppVersion": "25.10-release",
     "vppLbAgentVipCount": 4,
-    "vppLbAgentVipTableLastChange": 500,  # the rows appeared at t=5 s
+    # The rows appeared at t=5 s of a 1970 event clock (see running_stack):
+    # before snmpd started, so as a TimeStamp (snmpd's sysUpTime then) 0.
+    "vppLbAgentVipTableLastChange": 0,
     "vppLbAgentTableAge": 0,
     "vppLbAgentLastScrapeDuration": 0,  # the fake clock does not move during a read
     "vppLbAgentScrapeFailures": 1,
@@ -87,7 +91,7 @@ def _vip(
         "vppLbVipNoServerPackets": counters[3],
         "vppLbVipRoutePackets": route[0],
         "vppLbVipRouteOctets": route[1],
-        "vppLbVipDiscontinuityTime": 500,  # rows created by the scrape at t=5 s
+        "vppLbVipDiscontinuityTime": 0,  # created at t=5 s, 1970: before snmpd started
     }
 
 
@@ -191,10 +195,14 @@ def running_stack() -> Iterator[Stack]:
 
         source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=1.0)
         cleanup.callback(source.close)
-        agent = LbAgent(snmpd.agentx_socket, DEFAULT_ROOT)
         clock = FakeClock()
+        # One fake monotonic clock for both: table age and durations are exact.
+        # The pipeline's events are stamped on a 1970 event clock (t=0 at the
+        # epoch), so they predate snmpd and every TimeStamp reads 0; real
+        # stamps against snmpd's sysUpTime are checked in test_faults_time.py.
+        agent = LbAgent(snmpd.agentx_socket, DEFAULT_ROOT, max_age_s=math.inf, clock=clock)
         pipeline = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=INTERVAL_S,
-                            clock=clock)
+                            clock=clock, event_clock=EventClock(clock, wall=lambda: 0.0))
         vpp.api_socket_down()
         pipeline.tick()  # fails: VPP's API is not there yet
         vpp.api_socket_up()

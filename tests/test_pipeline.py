@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agentx_lb import pipeline
+from agentx_lb.clock import EventClock
 from agentx_lb.errors import CliParseError, SourceDataError, SourceUnavailableError
 from agentx_lb.model import (
     Backend,
@@ -107,7 +108,10 @@ class Harness:
             clock=self.clock,
             build_table=fake_build,
             reduce=fake_reduce,
-            save_state=lambda p, s: self.saved.append((p, s)),
+            save_state=lambda p, s, **_: self.saved.append((p, s)),
+            write_due=lambda saved, _at, new, _now: new != saved,
+            # Event times: centiseconds since the pipeline started (t=1000 s).
+            event_clock=EventClock(self.clock, wall=lambda: 0.0),
             **kw,
         )
 
@@ -158,7 +162,8 @@ def test_staleness_withdrawal_exactly_after_the_limit() -> None:
     assert snap.settings is None
     assert snap.health.vip_count == 0
     assert snap.health.vpp_version == ""
-    assert snap.health.vip_table_last_change_cs == 1550
+    # The rows left when they grew too old (15 s), not when this tick noticed.
+    assert snap.health.vip_table_last_change_cs == 1500
     assert snap.health.last_error == str(DOWN)
     assert snap.health.scrape_failures == 4
     assert snap.health.table_age_s == 15
@@ -286,7 +291,8 @@ def test_state_not_saved_when_unchanged() -> None:
         reduce=lambda r, s, now: ((), {"same": 1}),
         state_path="/s/c.json",
         load_state=lambda path: None,
-        save_state=lambda path, s: h.saved.append((path, s)),
+        save_state=lambda path, s, **_: h.saved.append((path, s)),
+        write_due=lambda saved, _at, new, _now: new != saved,
     )
     p.tick()
     p.tick()
@@ -297,7 +303,7 @@ def test_state_save_failure_is_logged_and_retried(caplog: pytest.LogCaptureFixtu
     h = harness([raw(vip(1))])
     attempts: list[Any] = []
 
-    def save(path: str, state: Any) -> None:
+    def save(path: str, state: Any, **_: Any) -> None:
         attempts.append(state)
         if len(attempts) == 1:
             raise PermissionError(13, "Permission denied", path)
@@ -313,6 +319,7 @@ def test_state_save_failure_is_logged_and_retried(caplog: pytest.LogCaptureFixtu
         state_path="/s/c.json",
         load_state=lambda path: None,
         save_state=save,
+        write_due=lambda saved, _at, new, _now: new != saved,
     )
     p.tick()
     p.tick()  # state unchanged but not yet saved: tried again

@@ -242,7 +242,7 @@ def test_state_of_an_earlier_version_without_absence_loads() -> None:
         "",
         "garbage",
         "[]",
-        '{"version": 2, "vpp_instance": "x", "rows": []}',
+        '{"version": 99, "vpp_instance": "x", "rows": []}',
         '{"version": 1, "vpp_instance": 3, "rows": []}',
         '{"version": 1, "vpp_instance": "x", "rows": [1]}',
         '{"version": 1, "vpp_instance": "x", "rows": [{"identity": [1, "a", 6]}]}',
