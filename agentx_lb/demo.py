@@ -108,7 +108,9 @@ class _Traffic:
                     )
 
 
-def _thread(name: str, target: Any, stop: threading.Event, crashed: threading.Event) -> threading.Thread:
+def _thread(
+    name: str, target: Any, stop: threading.Event, crashed: threading.Event
+) -> threading.Thread:
     def body() -> None:
         try:
             target(stop)
@@ -166,7 +168,9 @@ def run_demo(
         with open(os.path.join(mib_dir, f"{MIB_MODULE}.txt"), "w", encoding="ascii") as f:
             f.write(render_mib(cfg.oid_root))
 
-        source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s)
+        source = VppSource(
+            vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s
+        )
         events = EventClock()
         agent = LbAgent(
             snmpd.agentx_socket,
@@ -188,7 +192,9 @@ def run_demo(
 
         bases = base_mib_dirs()
         cmds = commands(snmpd.address, cfg.oid_root, mib_dir, bases)
-        say(f"demo: workdir={workdir} snmpd={snmpd.address} snmpd_pid={snmpd.pid} vips={len(indices)}")
+        say(
+            f"demo: workdir={workdir} snmpd={snmpd.address} snmpd_pid={snmpd.pid} vips={len(indices)}"
+        )
         say("demo: in another terminal, numeric OIDs (no MIB needed):")
         say(f"  {cmds.walk}")
         say(f"  {cmds.walk_packets}")
@@ -200,7 +206,10 @@ def run_demo(
                 "demo: note: no base MIBs (SNMPv2-SMI, ...) found; Debian ships none: install "
                 "snmp-mibs-downloader or add a directory with them to -M"
             )
-        say("demo: Ctrl-C to stop" + (f" (stops by itself after {duration_s:g}s)" if duration_s else ""))
+        say(
+            "demo: Ctrl-C to stop"
+            + (f" (stops by itself after {duration_s:g}s)" if duration_s else "")
+        )
 
         traffic = _Traffic(vpp, indices)
         threads.append(_thread("traffic", traffic.run, stop, crashed))

@@ -269,9 +269,7 @@ class Pipeline:
             consecutive_failures=self._failures.count,
             last_error=self._last_error,
         )
-        snapshot = Snapshot(
-            rows=self._rows, settings=self._settings, health=health, taken_at=since
-        )
+        snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health, taken_at=since)
         if self._incremental:
             table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]
         else:

@@ -346,8 +346,7 @@ def reduce(
             served = values
         else:
             served = tuple(
-                None if v is None else off + v
-                for off, v in zip(row.offsets, values, strict=True)
+                None if v is None else off + v for off, v in zip(row.offsets, values, strict=True)
             )
         # The four LB counters are sums, never None; the route pair may be.
         rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))
@@ -378,7 +377,9 @@ def _still_retained(absent: Iterable[RowState], now_cs: int, retain_cs: int) -> 
         if since is None or since > now_cs:  # new, or stamped by an earlier process
             since = now_cs
         if now_cs - since < retain_cs:
-            kept.append(row if since == row.absent_since_cs else replace(row, absent_since_cs=since))
+            kept.append(
+                row if since == row.absent_since_cs else replace(row, absent_since_cs=since)
+            )
     return kept
 
 

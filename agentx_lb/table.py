@@ -204,9 +204,7 @@ class _Segment:
     cell); values are `width` octets each, or delimited by `voff`.
     """
 
-    __slots__ = (
-        "ckey", "dropped", "events", "heads", "n", "rows", "sel", "vals", "voff", "width"
-    )
+    __slots__ = ("ckey", "dropped", "events", "heads", "n", "rows", "sel", "vals", "voff", "width")
 
     def __init__(
         self,
@@ -276,8 +274,19 @@ class Table:
     """
 
     __slots__ = (
-        "_ckeys", "_dropped_outside", "_last", "_memo", "_n", "_segs", "_starts", "age_index",
-        "dropped", "has_rows", "root", "root_key", "taken_at",
+        "_ckeys",
+        "_dropped_outside",
+        "_last",
+        "_memo",
+        "_n",
+        "_segs",
+        "_starts",
+        "age_index",
+        "dropped",
+        "has_rows",
+        "root",
+        "root_key",
+        "taken_at",
     )
 
     def __init__(
@@ -319,9 +328,7 @@ class Table:
         return cls(root, taken_at=taken_at)
 
     def _derived(self, segments: Sequence[_Segment]) -> Table:
-        return Table(
-            self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at
-        )
+        return Table(self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at)
 
     def restamped(self, stamp: Callable[[int], int]) -> Table:
         """This table with every TimeStamp cell set to `stamp(event)` (the event
@@ -496,7 +503,6 @@ _VIP_COLS = frozenset(int(c) for c in VipColumn if c != VipColumn.INDEX)
 _BACKEND_COLS = frozenset(
     int(c) for c in BackendColumn if c not in (BackendColumn.ADDRESS_TYPE, BackendColumn.ADDRESS)
 )
-
 
 
 # ---------------------------------------------------------------- the builder

@@ -78,8 +78,9 @@ def vpp_up_and_restart() -> None:
         report("vpp_up_rows_s", timed(lambda: rig.served.column(COL_NEXT)), "s")
         rig.vpp.restart()
         rig.vpp.traffic(rig.a, thread=1, next_packets=10)
-        report("vpp_restart_correct_s",
-               timed(lambda: rig.served.column(COL_NEXT) == {rig.a: 110}), "s")
+        report(
+            "vpp_restart_correct_s", timed(lambda: rig.served.column(COL_NEXT) == {rig.a: 110}), "s"
+        )
     finally:
         rig.close()
 
@@ -117,7 +118,9 @@ def snmpd_return() -> None:
         t0 = time.monotonic()
         rig.snmpd.start()
         wait_until(lambda: rig.served.column(COL_NEXT) == {rig.a: 100}, 30, step_s=0.02)
-        report("snmpd_return_walk_s", time.monotonic() - t0, "s (from start(), which waits for UDP)")
+        report(
+            "snmpd_return_walk_s", time.monotonic() - t0, "s (from start(), which waits for UDP)"
+        )
     finally:
         rig.close()
 

@@ -28,7 +28,9 @@ def short_tmpdir() -> Iterator[str]:
 def snmpd(short_tmpdir: str) -> Iterator[PrivateSnmpd]:
     """A started private snmpd (AgentX master on a socket in a short temp dir)."""
     if not os.path.exists(SNMPD):
-        pytest.fail(f"{SNMPD} is missing: the set-up installs Debian's snmpd (apt-get install snmpd)")
+        pytest.fail(
+            f"{SNMPD} is missing: the set-up installs Debian's snmpd (apt-get install snmpd)"
+        )
     daemon = PrivateSnmpd(short_tmpdir)
     daemon.start()
     try:
@@ -42,11 +44,22 @@ def snmpd(short_tmpdir: str) -> Iterator[PrivateSnmpd]:
 FIXTURE_INDICES = (*range(1, 13), 99, 100, 101)
 
 
-def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: float | None = None):  # noqa: ANN001, ANN201
+def make_snapshot(
+    indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: float | None = None
+):  # noqa: ANN001, ANN201
     """VIPs at `indices`: IPv4 and IPv6, with/without weights, one without active backend.
 
     `taken_at`: when its scrape ran (monotonic; default now)."""
-    from agentx_lb.model import Backend, Encap, Health, LbSettings, Snapshot, Vip, VipCounters, VipRow
+    from agentx_lb.model import (
+        Backend,
+        Encap,
+        Health,
+        LbSettings,
+        Snapshot,
+        Vip,
+        VipCounters,
+        VipRow,
+    )
 
     rows = []
     for i in indices:

@@ -26,7 +26,9 @@ GET, GETNEXT, GETBULK, CLOSE, RESPONSE = 5, 6, 7, 2, 18
 END_OF_MIB, NO_SUCH_OBJECT, NO_SUCH_INSTANCE = 130, 128, 129
 
 
-def request(ptype: int, ranges, *, packet_id: int = 7, body: bytes = b"", le: bool = False) -> bytes:  # noqa: ANN001
+def request(
+    ptype: int, ranges, *, packet_id: int = 7, body: bytes = b"", le: bool = False
+) -> bytes:  # noqa: ANN001
     """A request PDU; ranges = [(start, end, include)]."""
     payload = body
     for start, end, include in ranges:
@@ -70,8 +72,16 @@ def answer(agent: LbAgent, pdu: bytes):  # noqa: ANN201
 def test_get_found_missing_instance_missing_object(agent: LbAgent) -> None:
     _, err, _, vbs = answer(
         agent,
-        request(GET, [(V + (2, 10), (), 0), (V + (2, 13), (), 0), (V + (21, 1), (), 0),
-                      (ROOT + (1, 1, 11, 0), (), 0), (ROOT + (7,), (), 0)]),
+        request(
+            GET,
+            [
+                (V + (2, 10), (), 0),
+                (V + (2, 13), (), 0),
+                (V + (21, 1), (), 0),
+                (ROOT + (1, 1, 11, 0), (), 0),
+                (ROOT + (7,), (), 0),
+            ],
+        ),
     )
     assert err == 0
     assert vbs[0] == (4, V + (2, 10), b"2001:db8::a/128 tcp/80")
@@ -87,11 +97,23 @@ def test_getnext_exact_vanished_past_end(agent: LbAgent) -> None:
     end = ROOT[:-1] + (ROOT[-1] + 1,)
     _, _, _, vbs = answer(
         agent,
-        request(GETNEXT, [(V + (2, 9), end, 0), (V + (2, 50), end, 0), (V + (2, 101), end, 0),
-                          (ROOT + (1, 4), end, 0), (ROOT[:-1], end, 0)]),
+        request(
+            GETNEXT,
+            [
+                (V + (2, 9), end, 0),
+                (V + (2, 50), end, 0),
+                (V + (2, 101), end, 0),
+                (ROOT + (1, 4), end, 0),
+                (ROOT[:-1], end, 0),
+            ],
+        ),
     )
     assert [o for _, o, _ in vbs] == [
-        V + (2, 10), V + (2, 99), V + (3, 1), ROOT + (1, 4), ROOT + (1, 1, 1, 0)
+        V + (2, 10),
+        V + (2, 99),
+        V + (3, 1),
+        ROOT + (1, 4),
+        ROOT + (1, 1, 1, 0),
     ]
     assert vbs[2][0] == 2 and vbs[3][0] == END_OF_MIB  # past the table: leave our subtree
 
@@ -99,8 +121,10 @@ def test_getnext_exact_vanished_past_end(agent: LbAgent) -> None:
 def test_getnext_include_and_end_bound(agent: LbAgent) -> None:
     _, _, _, vbs = answer(
         agent,
-        request(GETNEXT, [(V + (2, 9), (), 1), (V + (2, 9), V + (2, 10), 0),
-                          (V + (2, 9), V + (2, 11), 0)]),
+        request(
+            GETNEXT,
+            [(V + (2, 9), (), 1), (V + (2, 9), V + (2, 10), 0), (V + (2, 9), V + (2, 11), 0)],
+        ),
     )
     assert [(t, o) for t, o, _ in vbs] == [
         (4, V + (2, 9)),
@@ -114,7 +138,9 @@ def test_getbulk_exact(agent: LbAgent) -> None:
     *_, before_last, last = agent.table.oids
     _, err, _, vbs = answer(
         agent,
-        request(GETBULK, [(V + (2, 1), (), 0), (V + (2, 11), (), 0), (before_last, (), 0)], body=body),
+        request(
+            GETBULK, [(V + (2, 1), (), 0), (V + (2, 11), (), 0), (before_last, (), 0)], body=body
+        ),
     )
     assert err == 0
     types_oids = [(t, o) for t, o, _ in vbs]
@@ -171,8 +197,13 @@ def test_publish_rejects_other_root(agent: LbAgent) -> None:
         agent.publish(Table.empty((1, 3, 6, 1, 4, 1, 1)))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunks=st.lists(st.binary(max_size=300), max_size=8), seed_type=st.sampled_from([5, 6, 7, 8, 99]))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    chunks=st.lists(st.binary(max_size=300), max_size=8),
+    seed_type=st.sampled_from([5, 6, 7, 8, 99]),
+)
 def test_fuzz_stream_never_crashes(agent: LbAgent, chunks: list[bytes], seed_type: int) -> None:
     """Arbitrary bytes over a socketpair: only ProtocolError/ConnectionError may escape."""
     a, b = socket.socketpair()

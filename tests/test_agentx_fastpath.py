@@ -35,7 +35,9 @@ TABLES = (
 def getnext(start: bytes, end: tuple = ROOT_END, packet_id: int = 7, session: int = 42) -> bytes:
     """A one-range GetNext; `start` is an AgentX wire OID (as snmpd echoes it)."""
     payload = start + encode_oid(end)
-    return struct.pack("!BBBBIIII", 1, GETNEXT, 0x10, 0, session, 3, packet_id, len(payload)) + payload
+    return (
+        struct.pack("!BBBBIIII", 1, GETNEXT, 0x10, 0, session, 3, packet_id, len(payload)) + payload
+    )
 
 
 def wire_oid(table: Table, i: int) -> bytes:

@@ -74,12 +74,16 @@ def expected(table: Table) -> list[tuple[tuple[int, ...], object]]:
     return out
 
 
-def without_age(cells: list[tuple[tuple[int, ...], object]]) -> list[tuple[tuple[int, ...], object]]:
+def without_age(
+    cells: list[tuple[tuple[int, ...], object]],
+) -> list[tuple[tuple[int, ...], object]]:
     return [(oid, None if oid == AGE else value) for oid, value in cells]
 
 
 @pytest.fixture
-def served(snmpd: PrivateSnmpd) -> Iterator[tuple[PrivateSnmpd, LbAgent, threading.Event, threading.Thread]]:
+def served(
+    snmpd: PrivateSnmpd,
+) -> Iterator[tuple[PrivateSnmpd, LbAgent, threading.Event, threading.Thread]]:
     agent = LbAgent(snmpd.agentx_socket, ROOT, max_age_s=math.inf)
     agent.publish(build_table(make_snapshot(), ROOT))
     stop = threading.Event()
@@ -110,8 +114,9 @@ def test_walk_and_bulkwalk_equal_the_table(served) -> None:  # noqa: ANN001
 def test_snapshot_values_through_snmpd(served) -> None:  # noqa: ANN001
     snmpd, _, _, _ = served
     vip = make_snapshot().rows[0].vip
-    got = dict(parse(snmpd.get(*(format_oid(V + (c, 1)) for c in (2, 4, 5, 14, 15, 20)),
-                               options=OPTS)))
+    got = dict(
+        parse(snmpd.get(*(format_oid(V + (c, 1)) for c in (2, 4, 5, 14, 15, 20)), options=OPTS))
+    )
     assert got == {
         V + (2, 1): vip.name.encode(),
         V + (4, 1): bytes([192, 0, 2, 1]),
@@ -140,7 +145,9 @@ def test_bad_value_rejected_rest_served(served) -> None:  # noqa: ANN001
     snap = make_snapshot()
     row = snap.rows[1]
     bad = dataclasses.replace(row, counters=dataclasses.replace(row.counters, next_packets=-1))
-    agent.publish(build_table(dataclasses.replace(snap, rows=(snap.rows[0], bad, *snap.rows[2:])), ROOT))
+    agent.publish(
+        build_table(dataclasses.replace(snap, rows=(snap.rows[0], bad, *snap.rows[2:])), ROOT)
+    )
     out = snmpd.get(format_oid(V + (14, 2)), format_oid(V + (15, 2)), options=OPTS)
     assert "No Such Instance" in out.splitlines()[0]
     assert parse(out.splitlines()[1])[0][1] == 2
@@ -200,7 +207,9 @@ def _variant(base: int) -> Table:
 
     def counters(r: VipRow) -> VipCounters:
         i = r.vip.index
-        return dataclasses.replace(r.counters, next_packets=base + i, untracked_packets=2 * base + i)
+        return dataclasses.replace(
+            r.counters, next_packets=base + i, untracked_packets=2 * base + i
+        )
 
     rows = tuple(dataclasses.replace(r, counters=counters(r)) for r in snap.rows)
     return build_table(dataclasses.replace(snap, rows=rows), ROOT)

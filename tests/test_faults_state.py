@@ -24,7 +24,6 @@ pytestmark = pytest.mark.integration
 WAIT_S = 20.0
 
 
-
 def test_counters_monotonic_across_agent_restart_and_bad_state_files(
     make_vpp: Callable[..., EmulatedVpp],
     snmpd: PrivateSnmpd,

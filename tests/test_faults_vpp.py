@@ -38,7 +38,6 @@ pytestmark = pytest.mark.integration
 WAIT_S = 20.0  # generous bound on every wait: the figures live in the benchmark
 
 
-
 @pytest.fixture
 def start_agent(
     snmpd: PrivateSnmpd, short_tmpdir: str, agents: list[AgentProc]
@@ -305,9 +304,7 @@ def test_vpp_hang_bounded_no_spin_stale_then_withdrawn(
     assert agent.cpu_fraction(2.5) < 0.5
 
     # After max_stale_intervals without a good scrape: rows withdrawn, scalars say why.
-    sc = wait_until(
-        lambda: (s := served.scalars()).get(VIP_COUNT) == 0 and s, WAIT_S
-    )
+    sc = wait_until(lambda: (s := served.scalars()).get(VIP_COUNT) == 0 and s, WAIT_S)
     assert sc[CONNECTED] == TRUTH_FALSE
     assert reason in str(sc[LAST_ERROR]), sc[LAST_ERROR]
     assert served.names() == {}

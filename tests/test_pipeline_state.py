@@ -48,10 +48,15 @@ def live(tick: int, instance: str = "i1", n: int = 3) -> RawScrape:
     return RawScrape(
         vips=vips,
         problems=(),
-        lb_counters={name: [row] for name in (
-            "packet from existing sessions", "first session packet",
-            "untracked packet", "no server configured",
-        )},  # fmt: skip
+        lb_counters={
+            name: [row]
+            for name in (
+                "packet from existing sessions",
+                "first session packet",
+                "untracked packet",
+                "no server configured",
+            )
+        },  # fmt: skip
         route_to=[[(tick * 10 + k, tick * 100 + k) for k in range(n + 1)]],
         stats_index={f"192.0.2.{i}/32": i for i in range(1, n + 1)},
         vpp_instance=instance,
@@ -68,7 +73,9 @@ class Source:
         return live(self.tick, self.instance)
 
 
-def pipeline(clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any) -> Pipeline:
+def pipeline(
+    clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
+) -> Pipeline:
     return Pipeline(
         source,
         lambda table: None,

@@ -294,8 +294,14 @@ def test_served_counters_never_decrease(steps: list) -> None:  # type: ignore[ty
             continue  # the row is kept while absent: its counters carry on
         (row,) = rows
         c = row.counters
-        served = (c.next_packets, c.first_packets, c.untracked_packets, c.no_server_packets,
-                  c.route_packets, c.route_octets)
+        served = (
+            c.next_packets,
+            c.first_packets,
+            c.untracked_packets,
+            c.no_server_packets,
+            c.route_packets,
+            c.route_octets,
+        )
         if last is not None:
             for before, after in zip(last, served, strict=True):
                 if before is not None and after is not None:

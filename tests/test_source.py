@@ -159,9 +159,7 @@ def test_zero_vips(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_worker_counts(
-    make_vpp: MakeVpp, sources: Callable[..., VppSource], workers: int
-) -> None:
+def test_worker_counts(make_vpp: MakeVpp, sources: Callable[..., VppSource], workers: int) -> None:
     emu = make_vpp(workers=workers)
     v = emu.add_vip("192.0.2.1/32", protocol=6, port=80)
     for thread in range(1, workers + 1):
@@ -227,9 +225,7 @@ def test_restart_gives_new_values_not_the_frozen_segment(
     assert sum_counters(src.read())[v].next_packets == 8
 
 
-def test_route_lookups_are_cached(
-    vpp: EmulatedVpp, sources: Callable[..., VppSource]
-) -> None:
+def test_route_lookups_are_cached(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
     clock = _Clock()
     vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
     vpp.add_vip("192.0.2.2/32", protocol=6, port=80)
@@ -262,9 +258,7 @@ def test_route_miss_is_none(vpp: EmulatedVpp, sources: Callable[..., VppSource])
     assert sum_counters(raw)[v].route_packets is None
 
 
-def test_bootstrap_api_without_api_dir(
-    vpp: EmulatedVpp, sources: Callable[..., VppSource]
-) -> None:
+def test_bootstrap_api_without_api_dir(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
     v = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
     vpp.traffic(v, first_packets=2)
     raw = sources(vpp, api_dir=None).read()
@@ -278,9 +272,7 @@ def test_lb_plugin_not_loaded(vpp: EmulatedVpp, sources: Callable[..., VppSource
         sources(vpp).read()
 
 
-def test_empty_cli_reply_is_an_error(
-    vpp: EmulatedVpp, sources: Callable[..., VppSource]
-) -> None:
+def test_empty_cli_reply_is_an_error(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
     vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
     vpp.faults.cli_empty = True
     with pytest.raises(SourceDataError, match="returned nothing"):

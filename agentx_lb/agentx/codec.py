@@ -160,9 +160,9 @@ def response(request: bytes, error: int, index: int, varbinds: bytes) -> bytes:
     """A Response PDU echoing the request's ids (always network byte order); its
     res.sysUpTime is 0 (the field means something only from the master)."""
     nbo = request[2] & FLAG_NBO
-    _, _, _, _, session_id, transaction_id, packet_id, _ = (
-        HDR_BE if nbo else HDR_LE
-    ).unpack_from(request)
+    _, _, _, _, session_id, transaction_id, packet_id, _ = (HDR_BE if nbo else HDR_LE).unpack_from(
+        request
+    )
     body = _RESP_FIELDS.pack(0, error, index) + varbinds
     return (
         HDR_BE.pack(1, RESPONSE, FLAG_NBO, 0, session_id, transaction_id, packet_id, len(body))

@@ -167,7 +167,9 @@ class Responder:
             table = self._view(served, now)
             if ptype == codec.GET:
                 pos = codec.skip_context(payload, flags, nbo)
-                return response(pdu, 0, 0, self._get(table, codec.parse_ranges(payload, pos, nbo), now))
+                return response(
+                    pdu, 0, 0, self._get(table, codec.parse_ranges(payload, pos, nbo), now)
+                )
             if ptype == codec.GETBULK:
                 pos = codec.skip_context(payload, flags, nbo)
                 if pos + 4 > len(payload):
@@ -284,9 +286,7 @@ class Responder:
             out.append(missing + echo)
         return b"".join(out)
 
-    def _getbulk(
-        self, table: Table, ranges: list, non_rep: int, max_rep: int, now: float
-    ) -> bytes:
+    def _getbulk(self, table: Table, ranges: list, non_rep: int, max_rep: int, now: float) -> bytes:
         out = [self._getnext(table, ranges[:non_rep], now)[0]]
         repeaters = [[s, inc, echo, end] for s, inc, echo, end in ranges[non_rep:]]
         if not repeaters:
@@ -306,4 +306,3 @@ class Responder:
             if all_end:
                 break
         return b"".join(out)
-

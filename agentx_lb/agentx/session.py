@@ -243,7 +243,9 @@ class Session:
                 self._handshake(conn, stop)
                 registered = True
                 if failures:
-                    log.info("agentx connected socket=%s after_failures=%d", self.socket_path, failures)
+                    log.info(
+                        "agentx connected socket=%s after_failures=%d", self.socket_path, failures
+                    )
                 else:
                     log.info("agentx connected socket=%s", self.socket_path)
                 failures = 0

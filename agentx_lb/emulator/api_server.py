@@ -40,6 +40,8 @@ class RouteLookupRequest(NamedTuple):
     af: int  # 0 IPv4, 1 IPv6
     address: bytes
     prefix_len: int
+
+
 MODULE_ORDER = ("memclnt", "vlib", "vpe", "ip_types", "ip", "lb")
 SOCKCLNT_CREATE_ID = 15
 SOCKCLNT_CREATE_REPLY_ID = 16

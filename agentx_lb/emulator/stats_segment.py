@@ -90,9 +90,7 @@ class StatsSegment:
         return vec
 
     def _write_vec_header(self, vec: _Vec) -> None:
-        VEC_HDR.pack_into(
-            self.mm, vec.off - 8, vec.length, 1, 6, min(vec.cap - vec.length, 255), 0
-        )
+        VEC_HDR.pack_into(self.mm, vec.off - 8, vec.length, 1, 6, min(vec.cap - vec.length, 255), 0)
 
     def _poison(self, vec: _Vec) -> None:
         nbytes = vec.cap * vec.esize

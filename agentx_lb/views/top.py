@@ -59,8 +59,13 @@ RATE_COLS = (
     Col("ROUTE bit/s", 13, "route_octets", scale=8, optional=True),
 )
 IDX_WIDTH, BACKENDS_WIDTH = 5, 8
-MIN_WIDTH = IDX_WIDTH + 1 + MIN_NAME + 1 + BACKENDS_WIDTH + sum(
-    1 + c.width for c in RATE_COLS if not c.optional
+MIN_WIDTH = (
+    IDX_WIDTH
+    + 1
+    + MIN_NAME
+    + 1
+    + BACKENDS_WIDTH
+    + sum(1 + c.width for c in RATE_COLS if not c.optional)
 )
 HEAD_LINES = 4  # title, keys, status, column titles
 MIN_HEIGHT = HEAD_LINES + 1
@@ -176,7 +181,10 @@ def layout(view: View, width: int, height: int) -> list[Line]:
         name = vip.name if len(vip.name) <= name_w else vip.name[: name_w - 1] + "~"
         segs: Line = [
             (f"{vip.index:>{IDX_WIDTH}} {name:<{name_w}} ", PLAIN),
-            (f"{f'{active}/{len(vip.backends)}':>{BACKENDS_WIDTH}}", ALERT if active == 0 else PLAIN),
+            (
+                f"{f'{active}/{len(vip.backends)}':>{BACKENDS_WIDTH}}",
+                ALERT if active == 0 else PLAIN,
+            ),
         ]
         for c in cols:
             if r.state is RowState.OK:
@@ -214,8 +222,10 @@ class Top:
     def on_scrape(self, scrape: Scrape) -> None:
         before = self._last
         self.view.rates = rates(
-            before.rows if before else None, before.at_s if before else 0.0,
-            scrape.rows, scrape.at_s,
+            before.rows if before else None,
+            before.at_s if before else 0.0,
+            scrape.rows,
+            scrape.at_s,
         )
         self.view.vpp_version = scrape.raw.vpp_version
         self.view.elapsed_s = None if before is None else scrape.at_s - before.at_s
@@ -262,7 +272,10 @@ class _LastLog(logging.Handler):
 
 
 def _scrape_loop(
-    scrape: Callable[[], Scrape], interval_s: float, stop: threading.Event, results: queue.Queue[Any]
+    scrape: Callable[[], Scrape],
+    interval_s: float,
+    stop: threading.Event,
+    results: queue.Queue[Any],
 ) -> None:
     deadline = time.monotonic()
     while not stop.is_set():
@@ -302,8 +315,10 @@ def run_top(
     results: queue.Queue[Any] = queue.Queue()
     worker_stop = threading.Event()
     worker = threading.Thread(
-        target=_scrape_loop, args=(scraper.scrape, interval_s, worker_stop, results),
-        name="top-scrape", daemon=True,
+        target=_scrape_loop,
+        args=(scraper.scrape, interval_s, worker_stop, results),
+        name="top-scrape",
+        daemon=True,
     )
     root = logging.getLogger()
     saved = root.handlers[:]

@@ -53,8 +53,8 @@ class RouteLookup(NamedTuple):
 
 def decode_route_lookup_reply(msg: bytes) -> RouteLookup:
     """The fixed head of an `ip_route_lookup_reply` (struct.error if it is short)."""
-    _id, context, retval, _table, stats_index, af, address, length = (
-        _ROUTE_LOOKUP_HEAD.unpack_from(msg)
+    _id, context, retval, _table, stats_index, af, address, length = _ROUTE_LOOKUP_HEAD.unpack_from(
+        msg
     )
     return RouteLookup(context, retval, stats_index, af, address, length)
 

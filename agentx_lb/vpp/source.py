@@ -377,12 +377,14 @@ class VppSource:
         now = self._clock()
         due = routes.due((v.prefix for v in vips if not v.removed), now)
         if due:
-            replies, sent = self._api_read(lambda: self._client.call_many(
-                "ip_route_lookup",
-                [{"table_id": 0, "exact": 1, "prefix": prefix} for prefix in due],
-                self.timeout_s,
-                decode=self._route_decoder(),
-            ))
+            replies, sent = self._api_read(
+                lambda: self._client.call_many(
+                    "ip_route_lookup",
+                    [{"table_id": 0, "exact": 1, "prefix": prefix} for prefix in due],
+                    self.timeout_s,
+                    decode=self._route_decoder(),
+                )
+            )
             answers = {}
             for prefix, reply in zip(due, replies, strict=True):
                 if reply is not None:
@@ -393,7 +395,8 @@ class VppSource:
                 self.route_late += late
                 log.info(
                     "route lookups late, asked again next scrape late=%d unsent=%d",
-                    late, len(due) - sent,
+                    late,
+                    len(due) - sent,
                 )
             routes.resolved(answers, now)
         return routes.view()
@@ -427,7 +430,9 @@ class VppSource:
             # exact=1 should never do this; an LPM answer would count other traffic.
             log.warning(
                 "route lookup returned another prefix prefix=%s got_af=%d got_len=%d",
-                prefix, reply.af, reply.prefix_len,
+                prefix,
+                reply.af,
+                reply.prefix_len,
             )
             return None
         return int(reply.stats_index)

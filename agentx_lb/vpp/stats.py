@@ -154,9 +154,7 @@ class BulkStats(VPPStats):  # type: ignore[misc]
                     return result
                 last = "Optimistic lock failed"
             time.sleep(_POLL_S)
-        raise StatsChangingError(
-            f"stats segment kept changing during {_ATTEMPTS} reads ({last})"
-        )
+        raise StatsChangingError(f"stats segment kept changing during {_ATTEMPTS} reads ({last})")
 
     def _read(self, names: list[str], missing_ok: bool) -> dict[str, Any]:
         result: dict[str, Any] = {}

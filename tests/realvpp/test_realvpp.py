@@ -181,12 +181,17 @@ def test_packet_generator_deltas_are_exact(
         a, b = _served_lb(now, WEB4), _served_lb(now, WEB6)
         if a is None or b is None:
             return None
-        got = (sum(a) - sum(_served_lb(before, WEB4) or ()), sum(b) - sum(_served_lb(before, WEB6) or ()))
+        got = (
+            sum(a) - sum(_served_lb(before, WEB4) or ()),
+            sum(b) - sum(_served_lb(before, WEB6) or ()),
+        )
         return got if got == (123, 77) else None
 
     wait_until(deltas, WAIT_S)
     table = _table(snmpd)
-    assert int(table[VipColumn.ROUTE_PACKETS][WEB6]) - int(before[VipColumn.ROUTE_PACKETS][WEB6]) == 77
+    assert (
+        int(table[VipColumn.ROUTE_PACKETS][WEB6]) - int(before[VipColumn.ROUTE_PACKETS][WEB6]) == 77
+    )
     assert _served_lb(table, WEB4) == vpp.lb_counters()[WEB4]
 
 
@@ -252,8 +257,10 @@ def test_kill_9_and_restart_every_counter_continues(
     assert int(after[VipColumn.DISCONTINUITY_TIME][WEB4]) > int(
         before[VipColumn.DISCONTINUITY_TIME][WEB4]
     )
-    print(f"\nrestart ({how}): {VipColumn.FIRST_PACKETS.name} of VIP {WEB4}:"
-          f" before {_served_lb(before, WEB4)}, after {_served_lb(after, WEB4)}")
+    print(
+        f"\nrestart ({how}): {VipColumn.FIRST_PACKETS.name} of VIP {WEB4}:"
+        f" before {_served_lb(before, WEB4)}, after {_served_lb(after, WEB4)}"
+    )
     assert agent.alive
 
 
@@ -300,9 +307,10 @@ def test_10000_vips_vpp_busy_loading_then_timings(
 
     def all_served() -> bool:
         table = _table(snmpd)
-        return len(table.get(VipColumn.FIRST_PACKETS, {})) == n and len(
-            table.get(VipColumn.ROUTE_PACKETS, {})
-        ) == n
+        return (
+            len(table.get(VipColumn.FIRST_PACKETS, {})) == n
+            and len(table.get(VipColumn.ROUTE_PACKETS, {})) == n
+        )
 
     wait_until(all_served, 180.0, step_s=1.0)
     first_full = time.monotonic() - t_agent
