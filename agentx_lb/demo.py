@@ -80,7 +80,9 @@ def commands(address: str, root: tuple[int, ...], mib_dir: str, base_dirs: list[
         walk=f"snmpwalk -v2c -c public -On {address} {dotted}",
         # snmptable needs the MIB to know the columns; a numeric walk does not.
         walk_packets=f"snmpwalk -v2c -c public -On {address} {packets}",
-        table_by_name=f"snmptable -v2c -c public {named} -Ci -Cw 200 {address} {MIB_MODULE}::vppLbVipTable",
+        table_by_name=(
+            f"snmptable -v2c -c public {named} -Ci -Cw 200 {address} {MIB_MODULE}::vppLbVipTable"
+        ),
         walk_by_name=f"snmpwalk -v2c -c public {named} {address} {MIB_MODULE}::ipngVppLbMIB",
     )
 
@@ -193,7 +195,8 @@ def run_demo(
         bases = base_mib_dirs()
         cmds = commands(snmpd.address, cfg.oid_root, mib_dir, bases)
         say(
-            f"demo: workdir={workdir} snmpd={snmpd.address} snmpd_pid={snmpd.pid} vips={len(indices)}"
+            f"demo: workdir={workdir} snmpd={snmpd.address} snmpd_pid={snmpd.pid}"
+            f" vips={len(indices)}"
         )
         say("demo: in another terminal, numeric OIDs (no MIB needed):")
         say(f"  {cmds.walk}")

@@ -35,9 +35,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -84,7 +83,8 @@ _VIP_COUNTERS = (
     (
         "vip_next_packets",
         "next_packets",
-        "Packets of existing sessions (VPP lb 'packet from existing sessions'; vppLbVipNextPackets).",
+        "Packets of existing sessions"
+        " (VPP lb 'packet from existing sessions'; vppLbVipNextPackets).",
     ),
     (
         "vip_first_packets",
@@ -455,7 +455,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """No access log: Prometheus scrapes every 15 s."""
 
 

@@ -309,7 +309,7 @@ def run_in_thread(
     def target() -> None:
         try:
             pipeline.run(stop)
-        except Exception:  # noqa: BLE001  run() logged it with its traceback already
+        except Exception:
             crashed.set()
             stop.set()
 

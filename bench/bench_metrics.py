@@ -26,7 +26,6 @@ Figures only, no targets.
 from __future__ import annotations
 
 import argparse
-import gzip
 import http.client
 import os
 import shutil
@@ -111,7 +110,7 @@ def encode_figures(snap: Any, reps: int) -> list[tuple[str, str]]:
     from agentx_lb.metrics import MetricsServer, build_registry, encode_table, zlib_gzip
 
     text, walls, cpus = _timed(lambda: encode_table(snap).encode(), reps)
-    packed, gz_walls, gz_cpus = _timed(lambda: zlib_gzip(text), reps)
+    packed, gz_walls, _gz_cpus = _timed(lambda: zlib_gzip(text), reps)
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     rows = [
         ("series of the VIP and backend tables", f"{series:,}"),
@@ -122,7 +121,7 @@ def encode_figures(snap: Any, reps: int) -> list[tuple[str, str]]:
         ("gzip level 1 ms, min / median", "{:,.0f} / {:,.0f}".format(*_stats(gz_walls))),
     ]
     reference = build_registry(lambda: snap)
-    _, ref_walls, ref_cpus = _timed(lambda: generate_latest(reference), max(1, min(reps, 2)))
+    _, _ref_walls, ref_cpus = _timed(lambda: generate_latest(reference), max(1, min(reps, 2)))
     rows.append(
         (
             "for comparison: the same through prometheus_client generate_latest, CPU ms",

@@ -168,13 +168,13 @@ def main() -> None:
         + "".join(f"{c:>10}" for c in phases)
         + f"{'wall/fl':>9}{'cpu/fl':>8}{'%core@5s':>10}"
     )
-    print(f"ms; min and median of {repeat} rounds; churn {args.churn:g}")  # noqa: T201
-    print(head)  # noqa: T201
+    print(f"ms; min and median of {repeat} rounds; churn {args.churn:g}")
+    print(head)
     for size in sizes:
         rounds, first = _bench(size, repeat, args.churn)
         for label, agg in (("min", min), ("med", statistics.median)):
             r = {k: agg(x[k] for x in rounds) for k in phases}
-            print(  # noqa: T201
+            print(
                 f"{size:>6} {label:>4} {first:>8.1f}"
                 + "".join(f"{r[c]:>10.1f}" for c in phases)
                 + f"{r['cycle'] / r['floor']:>9.2f}{r['cycle_cpu'] / r['floor_cpu']:>8.2f}"

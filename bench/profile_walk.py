@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/profile_walk.py                        # 100 and 10,000 VIPs, 5 walks
     .venv/bin/python bench/profile_walk.py --agents ours,trivial --reps 7
-    .venv/bin/python bench/profile_walk.py --switch-s 0.005       # agent GIL interval (default 0.0005)
+    .venv/bin/python bench/profile_walk.py --switch-s 0.005  # agent GIL interval (default 0.0005)
     .venv/bin/python bench/profile_walk.py --pyspy /tmp/spy       # + py-spy profile of one walk
     taskset -c 0 .venv/bin/python bench/profile_walk.py           # everything on one vCPU
 
@@ -68,11 +68,10 @@ CAP_S = 120
 # ---------------------------------------------------------------- child: one agent
 
 
-def _table(n: int):  # noqa: ANN202
-    from snmpfixtures import make_snapshot
-
+def _table(n: int):
     from agentx_lb.oids import DEFAULT_ROOT
     from agentx_lb.table import build_table
+    from snmpfixtures import make_snapshot
 
     return build_table(make_snapshot(indices=range(1, n + 1), backends_per_vip=8), DEFAULT_ROOT)
 
@@ -91,17 +90,17 @@ def serve(kind: str, socket_path: str, n: int, switch_s: float) -> None:
     else:
         agent = _TrivialAgent(socket_path, DEFAULT_ROOT)
     agent.publish(table)
-    print("ready", flush=True)  # noqa: T201 - bench protocol on stdout
+    print("ready", flush=True)
     agent.run(stop)
 
 
-def _trivial_class():  # noqa: ANN202
+def _trivial_class():
     from agentx_lb.agentx import HDR_LEN, LbAgent
 
     class Trivial(LbAgent):
         """Answers from a dict: request payload -> response tail (filled on a miss)."""
 
-        def __init__(self, *a, **kw) -> None:  # noqa: ANN002, ANN003
+        def __init__(self, *a, **kw) -> None:
             super().__init__(*a, max_age_s=math.inf, **kw)
             self._memo: dict[bytes, bytes] = {}
             self._general = self.responder.answer
@@ -120,7 +119,7 @@ def _trivial_class():  # noqa: ANN202
     return Trivial
 
 
-def _TrivialAgent(*a, **kw):  # noqa: ANN002, ANN003, ANN202, N802
+def _TrivialAgent(*a, **kw):
     return _trivial_class()(*a, **kw)
 
 
@@ -390,7 +389,7 @@ def spy_top(path: str, k: int = 12) -> list[str]:
 
 def measure(
     n: int, kinds: list[str], reps: int, switch_s: float, spy_dir: str | None, log
-) -> dict[str, dict[str, float]]:  # noqa: ANN001
+) -> dict[str, dict[str, float]]:
     work = tempfile.mkdtemp(prefix="axlb-", dir="/tmp")
     served: list[Served] = []
     emu_proc = emu_conn = emu = None
@@ -411,7 +410,7 @@ def measure(
             _wait_serving(s, first)
         for s in served:  # warm-up (fills the trivial agent's memo)
             walk(s, table_oid, None)
-        for rep in range(reps):
+        for _rep in range(reps):
             for s in served:
                 s.walks.append(walk(s, table_oid, None))
         out = {s.kind: summarise(s.walks) for s in served}
@@ -456,24 +455,24 @@ def main() -> int:
         return 0
 
     def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)  # noqa: T201 - progress for a person
+        print(msg, file=sys.stderr, flush=True)
 
     sizes = [int(x) for x in a.sizes.split(",")]
     kinds = a.agents.split(",")
     print(
-        f"load average before: {loadavg()}; cores {os.cpu_count()}; "  # noqa: T201
+        f"load average before: {loadavg()}; cores {os.cpu_count()}; "
         f"agent switch interval {a.switch_s:g} s; {a.reps} walks (median)"
     )
     res = {n: measure(n, kinds, a.reps, a.switch_s, a.pyspy, log) for n in sizes}
     print(
-        "| VIPs | agent | varbinds | wall s (min) | agent CPU s | snmpd CPU s | client CPU s "  # noqa: T201
+        "| VIPs | agent | varbinds | wall s (min) | agent CPU s | snmpd CPU s | client CPU s "
         "| idle s | runq s | other s | agent sys % | us/varbind | wall/snmpd CPU |"
     )
-    print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+    print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, by in res.items():
         for kind, m in by.items():
             print(
-                f"| {n:,} | {kind} | {m['varbinds']:,.0f} | {m['wall']:.3f} ({m['wall_min']:.3f}) "  # noqa: T201
+                f"| {n:,} | {kind} | {m['varbinds']:,.0f} | {m['wall']:.3f} ({m['wall_min']:.3f}) "
                 f"| {m['agent']:.3f} | {m['snmpd']:.3f} | {m['client']:.3f} | {m['idle']:.3f} "
                 f"| {m['runq']:.3f} | {m['other']:.3f} | {100 * m['agent_sys_share']:.0f} "
                 f"| {m['us_per_vb']:.2f} "
@@ -483,8 +482,8 @@ def main() -> int:
         big, small = max(sizes), min(sizes)
         for kind in kinds:
             r = res[big][kind]["us_per_vb"] / res[small][kind]["us_per_vb"]
-            print(f"per-varbind cost {big:,} vs {small:,} VIPs, {kind}: {r:.2f}")  # noqa: T201
-    print(f"load average after: {loadavg()}")  # noqa: T201
+            print(f"per-varbind cost {big:,} vs {small:,} VIPs, {kind}: {r:.2f}")
+    print(f"load average after: {loadavg()}")
     return 0
 
 

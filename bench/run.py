@@ -24,9 +24,9 @@ value, target, result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
-import contextlib
 import multiprocessing as mp
 import os
 import pickle
@@ -85,9 +85,11 @@ def cpu_s(pid: int) -> float:
     ticks, too coarse for snmpd's few milliseconds during a 100-VIP walk."""
     total_ns = 0
     for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
-            with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as f:
-                total_ns += int(f.read().split()[0])
+        with (
+            contextlib.suppress(FileNotFoundError),  # a thread that just ended
+            open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as f,
+        ):
+            total_ns += int(f.read().split()[0])
     return total_ns / 1e9
 
 
@@ -774,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_s, probe_windows_n = (5.0, 3) if a.quick else (10.0, 9)
 
     def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)  # noqa: T201 - progress for a person
+        print(msg, file=sys.stderr, flush=True)
 
     ensure_netsnmpagent()
     mach = machine()
@@ -793,8 +795,8 @@ def main(argv: list[str] | None = None) -> int:
         f"agentx-lb benchmark ({'quick' if a.quick else 'full'}): {mach['cpu']}, "
         f"{mach['cores']} cores, Python {mach['python']}, net-snmp {mach['net_snmp']}"
     )
-    print(header)  # noqa: T201
-    print(table)  # noqa: T201
+    print(header)
+    print(table)
     if a.save:
         date = datetime.date.today().isoformat()
         slug = re.sub(r"[^a-z0-9]+", "-", f"{mach['cpu']}-{mach['cores']}core".lower()).strip("-")

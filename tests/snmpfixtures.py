@@ -11,7 +11,7 @@ import pytest
 
 from agentx_lb.snmpd import SNMPD, PrivateSnmpd
 
-__all__ = ["snmpd", "short_tmpdir"]  # fixtures only; helpers are imported by name
+__all__ = ["short_tmpdir", "snmpd"]  # fixtures only; helpers are imported by name
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ FIXTURE_INDICES = (*range(1, 13), 99, 100, 101)
 
 def make_snapshot(
     indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: float | None = None
-):  # noqa: ANN001, ANN201
+):
     """VIPs at `indices`: IPv4 and IPv6, with/without weights, one without active backend.
 
     `taken_at`: when its scrape ran (monotonic; default now)."""
@@ -72,7 +72,7 @@ def make_snapshot(
                     address=addr,
                     buckets=1024 * (j + 1),
                     flows=i * 10 + j,
-                    used=not (i == 3 or j == 1 and i == 4),
+                    used=not (i == 3 or (j == 1 and i == 4)),
                     weight=(j * 50) % 101 if i % 2 else None,
                 )
             )

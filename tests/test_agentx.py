@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
-from snmpfixtures import make_snapshot
 
 from agentx_lb.agentx import Connection, LbAgent, ProtocolError
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
+from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
@@ -28,7 +28,7 @@ END_OF_MIB, NO_SUCH_OBJECT, NO_SUCH_INSTANCE = 130, 128, 129
 
 def request(
     ptype: int, ranges, *, packet_id: int = 7, body: bytes = b"", le: bool = False
-) -> bytes:  # noqa: ANN001
+) -> bytes:
     """A request PDU; ranges = [(start, end, include)]."""
     payload = body
     for start, end, include in ranges:
@@ -39,7 +39,7 @@ def request(
     return struct.pack("!BBBBIIII", 1, ptype, 0x10, 0, 42, 1, packet_id, len(payload)) + payload
 
 
-def _le_oid(oid, include: int) -> bytes:  # noqa: ANN001
+def _le_oid(oid, include: int) -> bytes:
     return struct.pack(f"<BBBB{len(oid)}I", len(oid), 0, include, 0, *oid)
 
 
@@ -63,7 +63,7 @@ def agent() -> LbAgent:
     return a
 
 
-def answer(agent: LbAgent, pdu: bytes):  # noqa: ANN201
+def answer(agent: LbAgent, pdu: bytes):
     out = agent.handle(pdu)
     assert out is not None
     return decode_response(out)
@@ -297,7 +297,7 @@ def running(master: FakeMaster) -> Iterator[tuple[LbAgent, threading.Event, thre
     assert not t.is_alive()
 
 
-def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:  # noqa: ANN001
+def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:
     conn, open_pdu, reg = master.accept()
     with conn:
         assert open_pdu[20] == 4  # our timeout
@@ -321,7 +321,7 @@ def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:  
         assert close[1] == CLOSE and close[20] == 5
 
 
-def test_reconnect_after_garbage_and_master_close(master: FakeMaster, running) -> None:  # noqa: ANN001
+def test_reconnect_after_garbage_and_master_close(master: FakeMaster, running) -> None:
     conn, _, _ = master.accept()
     conn.sendall(struct.pack("!BBBBIIII", 1, GET, 0x10, 0, 1, 1, 1, 0x7FFFFFFF))  # absurd length
     conn2, _, _ = master.accept()  # the agent dropped the stream and came back

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
-from snmpfixtures import make_snapshot
 
 from agentx_lb.agentx import MAX_PINS, Connection, LbAgent
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
+from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
@@ -57,7 +57,7 @@ class FakeClock:
         return self.now
 
 
-def make_agent(**kw) -> LbAgent:  # noqa: ANN003
+def make_agent(**kw) -> LbAgent:
     kw.setdefault("clock", FakeClock())
     return LbAgent("/nonexistent/agentx.sock", ROOT, **kw)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import contextlib
 import dataclasses
+import itertools
+import math
 import os
 import re
 import subprocess
@@ -15,14 +16,14 @@ from pathlib import Path
 
 import pytest
 from pyagentx3.pdu import PDU
-from snmpfixtures import FIXTURE_INDICES, make_snapshot
-from test_mib_pysmi import SHARED_MIBS
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.model import VipCounters, VipRow
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, format_oid, parse_oid
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 from agentx_lb.table import Table, build_table
+from snmpfixtures import FIXTURE_INDICES, make_snapshot
+from test_mib_pysmi import SHARED_MIBS
 
 pytestmark = pytest.mark.integration
 
@@ -99,19 +100,19 @@ def served(
     assert not thread.is_alive()
 
 
-def test_walk_and_bulkwalk_equal_the_table(served) -> None:  # noqa: ANN001
+def test_walk_and_bulkwalk_equal_the_table(served) -> None:
     snmpd, agent, _, _ = served
     want = without_age(expected(agent.table))
     for out in (snmpd.walk(R, options=OPTS), snmpd.bulkwalk(R, options=OPTS)):
         got = parse(out)
         assert without_age(got) == want
         oids = [o for o, _ in got]
-        assert all(a < b for a, b in zip(oids, oids[1:]))
+        assert all(a < b for a, b in itertools.pairwise(oids))
         assert [o[-1] for o in oids if o[:-1] == V + (2,)] == list(FIXTURE_INDICES)
     assert agent.sessions == 1
 
 
-def test_snapshot_values_through_snmpd(served) -> None:  # noqa: ANN001
+def test_snapshot_values_through_snmpd(served) -> None:
     snmpd, _, _, _ = served
     vip = make_snapshot().rows[0].vip
     got = dict(
@@ -129,7 +130,7 @@ def test_snapshot_values_through_snmpd(served) -> None:  # noqa: ANN001
     }
 
 
-def test_missing_row_and_vanished_getnext(served) -> None:  # noqa: ANN001
+def test_missing_row_and_vanished_getnext(served) -> None:
     snmpd, agent, _, _ = served
     out = snmpd.get(format_oid(V + (2, 50)), format_oid(V + (2, 1)))
     assert "No Such Instance" in out.splitlines()[0]
@@ -140,7 +141,7 @@ def test_missing_row_and_vanished_getnext(served) -> None:  # noqa: ANN001
     assert after[: len(ROOT)] != ROOT and after > last  # left our subtree
 
 
-def test_bad_value_rejected_rest_served(served) -> None:  # noqa: ANN001
+def test_bad_value_rejected_rest_served(served) -> None:
     snmpd, agent, _, _ = served
     snap = make_snapshot()
     row = snap.rows[1]
@@ -154,7 +155,7 @@ def test_bad_value_rejected_rest_served(served) -> None:  # noqa: ANN001
     assert len(parse(snmpd.bulkwalk(R, options=OPTS))) == len(agent.table)
 
 
-def test_large_get_and_1000_vip_bulkwalk(served) -> None:  # noqa: ANN001
+def test_large_get_and_1000_vip_bulkwalk(served) -> None:
     snmpd, agent, _, _ = served
     oids = [format_oid(V + (c, i)) for i in FIXTURE_INDICES[:3] for c in range(2, 22)]
     got = parse(snmpd.get(*oids, options=OPTS))
@@ -170,7 +171,7 @@ def test_large_get_and_1000_vip_bulkwalk(served) -> None:  # noqa: ANN001
     assert agent.fast_answers - fast >= len(walked) * 24 // 25
 
 
-def test_publish_mid_walk_each_pdu_sees_one_table(served) -> None:  # noqa: ANN001
+def test_publish_mid_walk_each_pdu_sees_one_table(served) -> None:
     snmpd, agent, _, _ = served
     with _flipping(agent, _variant(1000), _variant(2000)):
         oids = [format_oid(V + (14, i)) for i in FIXTURE_INDICES]  # next = base + index
@@ -215,7 +216,7 @@ def _variant(base: int) -> Table:
     return build_table(dataclasses.replace(snap, rows=rows), ROOT)
 
 
-def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN001
+def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:
     """Tables published all through a walk (thousands per walk): every walk,
     snmpwalk (GetNext) and snmpbulkwalk alike, comes from one of them, all
     columns of every row included."""
@@ -238,7 +239,7 @@ def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN
             assert len(bases) == 1 and bases <= {1000, 2000}, bases
 
 
-def test_snmptable_during_publishes_is_one_scrape(served) -> None:  # noqa: ANN001
+def test_snmptable_during_publishes_is_one_scrape(served) -> None:
     """snmptable -CB asks a row per request (one range per column): its whole
     table comes from one scrape while tables are being published. With GETBULK
     (its default) it walks column by column, each from its column's OID: each
@@ -268,7 +269,7 @@ def test_snmptable_during_publishes_is_one_scrape(served) -> None:  # noqa: ANN0
                 assert next_bases == untracked_bases, (next_bases, untracked_bases)
 
 
-def test_snmpd_restart_and_stop_while_down(served) -> None:  # noqa: ANN001
+def test_snmpd_restart_and_stop_while_down(served) -> None:
     snmpd, agent, stop, thread = served
     snmpd.kill()
     snmpd.start()

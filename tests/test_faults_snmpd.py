@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from agentharness import (
     COL_NAME,
     COL_NEXT,
@@ -22,7 +23,6 @@ from agentharness import (
     Served,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
 

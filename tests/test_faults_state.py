@@ -13,8 +13,8 @@ import stat
 from collections.abc import Callable
 
 import pytest
-from agentharness import COL_NEXT, AgentProc, Served, wait_until
 
+from agentharness import COL_NEXT, AgentProc, Served, wait_until
 from agentx_lb.config import STATE_FILE_NAME
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd

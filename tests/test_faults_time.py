@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from agentharness import (
     COL_DISC,
     COL_NAME,
@@ -33,7 +34,6 @@ from agentharness import (
     Served,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 

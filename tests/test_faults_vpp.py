@@ -8,12 +8,14 @@ VPP hangs) are measured by bench/bench_faults.py.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from agentharness import (
     COL_DISC,
     COL_FIRST,
@@ -29,7 +31,6 @@ from agentharness import (
     Served,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
 
@@ -72,7 +73,7 @@ def down_vpp() -> Iterator[EmulatedVpp]:
 
 
 def _monotonic(values: list[int]) -> bool:
-    return all(a <= b for a, b in zip(values, values[1:]))
+    return all(a <= b for a, b in itertools.pairwise(values))
 
 
 # ------------------------------------------------------------------ VPP absent

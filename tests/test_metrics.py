@@ -20,7 +20,6 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from snmpfixtures import make_snapshot
 
 from agentx_lb import cli, config
 from agentx_lb.metrics import (
@@ -34,6 +33,7 @@ from agentx_lb.metrics import (
     encode_table,
 )
 from agentx_lb.model import Health, Snapshot
+from snmpfixtures import make_snapshot
 
 Labels = frozenset[tuple[str, str]]
 
@@ -401,7 +401,7 @@ def test_run_with_a_busy_port_exits_2_with_one_line(busy_port: int, tmp_path: ob
 
 def _get(url: str) -> tuple[int, str, dict[str, str]]:
     # A URL we built, on loopback.
-    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=30) as resp:
         return resp.status, resp.read().decode(), dict(resp.headers)
 
 

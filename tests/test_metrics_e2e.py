@@ -17,18 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentharness import parse_walk
-from test_metrics import Labels, parse
-from test_nms_exporter_e2e import (
-    DASHBOARD,
-    NMS_DOC,
-    TARGET_LABELS,
-    _dashboard_queries,
-    promql_labels,
-    promql_metrics,
-)
-from test_nms_stack import VIPS, Stack, running_stack
 
+from agentharness import parse_walk
 from agentx_lb.metrics import MetricsServer
 from agentx_lb.oids import (
     BACKEND_ENTRY,
@@ -39,6 +29,16 @@ from agentx_lb.oids import (
     VipColumn,
     format_oid,
 )
+from test_metrics import Labels, parse
+from test_nms_exporter_e2e import (
+    DASHBOARD,
+    NMS_DOC,
+    TARGET_LABELS,
+    _dashboard_queries,
+    promql_labels,
+    promql_metrics,
+)
+from test_nms_stack import VIPS, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def scraped(stack: Stack) -> dict[tuple[str, Labels], float]:
     try:
         host, port = server.address
         # A URL we built, on loopback.
-        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as resp:
             samples, _ = parse(resp.read().decode())
     finally:
         server.close()

@@ -14,11 +14,11 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from agentharness import COL_NEXT, AgentProc, Served, wait_until
-from test_metrics import by_name, parse
 
+from agentharness import COL_NEXT, AgentProc, Served, wait_until
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
+from test_metrics import by_name, parse
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def agent(
 def _scrape(url: str) -> dict:
     try:
         # A URL we built, on loopback.
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as resp:
             return parse(resp.read().decode())[0]
     except OSError:
         return {}

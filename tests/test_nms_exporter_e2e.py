@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_nms_snmp_exporter import generate_snmp_yml
-from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
 
 from agentx_lb.oids import AgentScalar, BackendColumn, SnmpType, VipColumn
+from test_nms_snmp_exporter import generate_snmp_yml
+from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -193,7 +193,7 @@ def scrape(stack: Stack, snmp_yml: Path) -> Iterator[str]:
     try:
         target = f"{url}/snmp?module={MODULE}&target={stack.address}"
         # The URL is one we built, on loopback.
-        with urllib.request.urlopen(target, timeout=60) as resp:  # noqa: S310
+        with urllib.request.urlopen(target, timeout=60) as resp:
             yield resp.read().decode()
     finally:
         proc.terminate()

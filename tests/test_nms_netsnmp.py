@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from test_mib_pysmi import SHARED_MIBS
 from test_nms_stack import BACKENDS, VIPS, Stack, running_stack
 

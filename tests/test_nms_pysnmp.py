@@ -41,11 +41,10 @@ with warnings.catch_warnings():
         get_cmd,
         walk_cmd,
     )
-from test_mib_pysmi import SHARED_MIBS, compile_mib
-from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
-
 from agentx_lb.mib import MIB_FILE
 from agentx_lb.oids import AgentScalar, BackendColumn, SnmpType, VipColumn
+from test_mib_pysmi import SHARED_MIBS, compile_mib
+from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
 
 MODULE = "IPNG-VPP-LB-MIB"
 REPO = Path(__file__).resolve().parent.parent

@@ -24,6 +24,7 @@ grows < 5 % after warm-up.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import random
 import subprocess
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+
 from agentharness import (
     COL_ADDRESS,
     COL_FIRST,
@@ -46,7 +48,6 @@ from agentharness import (
     parse_walk,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
 
@@ -101,7 +102,7 @@ def _check_walk(out: str, churn: Churn) -> list[str]:
     problems: list[str] = []
     cells = parse_walk(out)
     oids = [tuple(int(p) for p in oid.split(".")) for oid in cells]
-    if any(a >= b for a, b in zip(oids, oids[1:])):
+    if any(a >= b for a, b in itertools.pairwise(oids)):
         problems.append("OIDs not strictly increasing")
     base = tuple(int(p) for p in VIP_ENTRY.split("."))
     rows = 0

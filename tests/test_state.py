@@ -66,7 +66,7 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     save_state(path, STATE)
     (tmp_path / "blocker").mkdir()
-    with pytest.raises(OSError):  # noqa: PT011
+    with pytest.raises(OSError):
         save_state(tmp_path / "blocker", STATE)  # rename onto a directory fails
     assert load_state(path) == STATE
     assert sorted(os.listdir(tmp_path)) == ["blocker", "state.json"]

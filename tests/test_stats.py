@@ -92,7 +92,7 @@ def test_short_rows_equal_vpp_papi_and_sum_as_zero(
     seg = vpp.segment
     # A worker row still shorter than the newest VIP index (VPP grows rows per
     # thread): shrink one row's vec len in place, as a reader may see it.
-    entry = seg._entries[seg._by_name[LB_COUNTER_NAMES[0]]]  # noqa: SLF001
+    entry = seg._entries[seg._by_name[LB_COUNTER_NAMES[0]]]
     row = entry.rows[2]
     struct.pack_into("=I", seg.mm, row.off - 8, vips[-1])  # last VIP index now beyond
     ours = bulk(vpp).dump(NAMES)

@@ -7,13 +7,13 @@ import io
 import re
 
 import pytest
-from snmpfixtures import make_snapshot
 
 from agentx_lb.model import RawScrape, VipCounters, VipRow
 from agentx_lb.views import show
 from agentx_lb.views.rates import COUNTERS, RowState, rates
 from agentx_lb.views.scrape import Scrape, Scraper
 from agentx_lb.views.top import MIN_HEIGHT, MIN_WIDTH, SORT_KEYS, Top, View, layout, rate_text
+from snmpfixtures import make_snapshot
 
 ROWS = make_snapshot(indices=(1, 3, 5, 12)).rows
 

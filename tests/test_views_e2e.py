@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from agentharness import child_env, wait_until
 
+from agentharness import child_env, wait_until
 from agentx_lb.emulator import EmulatedVpp
 
 pytestmark = pytest.mark.integration
@@ -355,12 +355,12 @@ def test_top_in_a_terminal(tmux: Tmux, live_vpp: tuple[EmulatedVpp, Traffic]) ->
         return s if _rates_right(s) else None
 
     screen = wait_until(frame, 30, step_s=0.2)
-    assert list(_rows(screen))[0] == "192.0.2.1/32 tcp/80", screen
+    assert next(iter(_rows(screen))) == "192.0.2.1/32 tcp/80", screen
 
     # d: sorted by no-server drops/s; the key line says so.
     tmux.keys("d")
     screen = wait_until(lambda: (s := tmux.screen()) and "[d]drops/s*" in s[1] and s, 10)
-    assert list(_rows(screen))[0] == "198.51.100.0/24 any", screen
+    assert next(iter(_rows(screen))) == "198.51.100.0/24 any", screen
 
     # A VPP restart between two scrapes: `reset` for that interval, never a number.
     traffic.restart_vpp()

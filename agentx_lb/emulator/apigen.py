@@ -589,7 +589,7 @@ def module_json(module: str) -> dict[str, Any]:
                 name,
                 ["u16", "_vl_msg_id"],
                 *[_json_field(f) for f in fields],
-                {"crc": "0x%08x" % crc, "options": {}},
+                {"crc": f"0x{crc:08x}", "options": {}},
             ]
         )
     return {

@@ -18,9 +18,9 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 BASE = 0x7F3AC0000000
 DEFAULT_SIZE = 64 * 1024 * 1024

@@ -283,7 +283,7 @@ def _scrape_loop(
             results.put(scrape())
         except SourceError as exc:
             results.put(exc)
-        except Exception as exc:  # noqa: BLE001  a bug: shown, then top ends with status 1
+        except Exception as exc:
             log.debug("scrape crashed", exc_info=True)
             results.put(RuntimeError(f"scrape crashed: {exc!r}"))
             return

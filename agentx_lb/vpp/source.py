@@ -1,8 +1,8 @@
 """VppSource: one scrape of VPP's lb plugin over the binary API and the stats segment.
 
-With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi. Everything it returns is a `RawScrape` of
-plain ints, strings and tuples; everything it raises is a `SourceError`
-(`raise ... from exc`), per vpp-facts §1-§5:
+With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi.
+Everything it returns is a `RawScrape` of plain ints, strings and tuples;
+everything it raises is a `SourceError` (`raise ... from exc`), per vpp-facts §1-§5:
 
 * API (`VPPApiClient`, one per VppSource): `cli_inband("show lb vips verbose")`
   for the VIPs (the only source of the pool index), `cli_inband("show lb")` for

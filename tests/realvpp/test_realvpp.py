@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from agentharness import VIP_ENTRY, AgentProc, child_env, parse_walk, wait_until
-from realvpp import RealVpp
 
+from agentharness import VIP_ENTRY, AgentProc, child_env, parse_walk, wait_until
 from agentx_lb.oids import VipColumn
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
+from realvpp import RealVpp
 
 pytestmark = [pytest.mark.realvpp, pytest.mark.integration]
 
@@ -329,7 +329,8 @@ def test_10000_vips_vpp_busy_loading_then_timings(
         _, line = agent2.wait_for(r"scrape ok vips=10000", timeout_s=30.0, mark=mark)
         durations.append(int(line.rsplit("duration_ms=", 1)[1].split()[0]))
     print(
-        f"\n10,000 VIPs: VPP start to agent's first full table {first_full + (t_agent - t_vpp):.2f} s"
+        "\n10,000 VIPs: VPP start to agent's first full table"
+        f" {first_full + (t_agent - t_vpp):.2f} s"
         f" (agent start while VPP loads: {first_full:.2f} s); agent start to every row"
         f" served {start_to_served:.2f} s; agentx-lb dump {dump_wall:.2f} s wall;"
         f" steady scrape {sorted(durations)} ms"
