@@ -77,7 +77,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _options() -> argparse.ArgumentParser:
+def _options() -> _Parser:
     """Options shared by the main parser and every command (SUPPRESS: no default)."""
     opts = _Parser(add_help=False)
     s = argparse.SUPPRESS

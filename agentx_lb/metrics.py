@@ -295,14 +295,14 @@ class TableCollector:
                 value = getattr(row.counters, field)
                 if value is not None:  # unknown route counters: no sample, never 0
                     _add(family, family.name + "_total", labels, value)
-            for family, value in zip(gauges, _vip_values(row), strict=True):
-                _add(family, family.name, labels, value)
+            for gauge, value in zip(gauges, _vip_values(row), strict=True):
+                _add(gauge, gauge.name, labels, value)
             _add(info, info.name + "_info", _info_labels(vip, labels), 1)
             for b in vip.backends:
                 b_labels = {"name": vip.name, "backend": b.address}
-                for family, b_value in zip(backend, _backend_values(b), strict=True):
+                for b_gauge, b_value in zip(backend, _backend_values(b), strict=True):
                     if b_value is not None:
-                        _add(family, family.name, b_labels, b_value)
+                        _add(b_gauge, b_gauge.name, b_labels, b_value)
         yield from (family for family, _ in counters)
         yield from gauges
         yield info
@@ -471,7 +471,7 @@ class MetricsServer:
         try:
             family, address = _family(host, port)
             server_class = type("_BoundServer", (_Server,), {"address_family": family})
-            self._server = make_server(
+            self._server: WSGIServer = make_server(
                 address,
                 port,
                 _not_ready,
@@ -481,7 +481,7 @@ class MetricsServer:
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise MetricsListenError(f"cannot listen on {listen}: {reason}") from exc
-        self.address: tuple[str, int] = self._server.server_address[:2]  # type: ignore[assignment]
+        self.address: tuple[str, int] = self._server.server_address[:2]
         self._thread: threading.Thread | None = None
 
     def start(self, snapshot: Callable[[], Snapshot]) -> None:

@@ -26,7 +26,7 @@ from agentx_lb.clock import EventClock
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
-from agentx_lb.model import Health, RawScrape, Snapshot, VipRow
+from agentx_lb.model import Health, LbSettings, RawScrape, Snapshot, VipRow
 from agentx_lb.oids import Oid
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Pipeline:
             # which from then on says "running" (not a clean stop) until close().
 
         self._rows: tuple[VipRow, ...] = ()
-        self._settings = None
+        self._settings: LbSettings | None = None
         self._vpp_version = ""
         self._last_good: float | None = None
         self._withdrawn = False

@@ -40,7 +40,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from operator import add, attrgetter, itemgetter, le
-from typing import Any, overload
+from typing import Any, TypeGuard, overload
 
 from agentx_lb.model import RawScrape, Vip, VipCounters, VipRow
 
@@ -176,7 +176,11 @@ def _raw_values(
 def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     """Counters of every VIP in `raw`, keyed by VIP index, summed over threads."""
     _, _, values = _raw_values(raw, raw.vips)
-    return {vip.index: VipCounters(*v) for vip, v in zip(raw.vips, values, strict=True)}
+    # The four LB sums are never None (only the route pair may be).
+    return {
+        vip.index: VipCounters(*v)  # type: ignore[arg-type]
+        for vip, v in zip(raw.vips, values, strict=True)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +249,7 @@ class CounterState:
         return cls(instance, parsed, unclean=doc.get("clean") is not True)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -328,7 +332,7 @@ def reduce(
             and stats_index is not None  # then no value is None
             and stats_index == old.route_stats_index
             and None not in old.last_raw
-            and all(map(le, old.last_raw, values))
+            and all(map(le, old.last_raw, values))  # type: ignore[arg-type]  # no None: see above
         ):
             # The common case: nothing reset, so offsets and time are unchanged.
             disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
@@ -349,7 +353,7 @@ def reduce(
                 None if v is None else off + v for off, v in zip(row.offsets, values, strict=True)
             )
         # The four LB counters are sums, never None; the route pair may be.
-        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))
+        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))  # type: ignore[arg-type]
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
     absent = list(previous.values())

@@ -107,11 +107,11 @@ class StatsSegment:
     # -------------------------------------------------------------- lock --
     @property
     def epoch(self) -> int:
-        return struct.unpack_from("<Q", self.mm, 16)[0]
+        return int(struct.unpack_from("<Q", self.mm, 16)[0])
 
     @property
     def in_progress(self) -> int:
-        return struct.unpack_from("<Q", self.mm, 24)[0]
+        return int(struct.unpack_from("<Q", self.mm, 24)[0])
 
     def set_in_progress(self, value: int) -> None:
         """Force the header flag (fault injection: a writer died holding the lock)."""
@@ -215,7 +215,7 @@ class StatsSegment:
     # ------------------------------------------------------------ values --
     def get_simple(self, name: str, thread: int, index: int) -> int:
         off, _ = self._slot(name, thread, index)
-        return struct.unpack_from("<Q", self.mm, off)[0]
+        return int(struct.unpack_from("<Q", self.mm, off)[0])
 
     def set_simple(self, name: str, thread: int, index: int, value: int) -> None:
         off, _ = self._slot(name, thread, index)
@@ -226,7 +226,7 @@ class StatsSegment:
 
     def get_combined(self, name: str, thread: int, index: int) -> tuple[int, int]:
         off, _ = self._slot(name, thread, index)
-        return struct.unpack_from("<QQ", self.mm, off)  # type: ignore[return-value]
+        return struct.unpack_from("<QQ", self.mm, off)
 
     def set_combined(self, name: str, thread: int, index: int, packets: int, octets: int) -> None:
         off, _ = self._slot(name, thread, index)

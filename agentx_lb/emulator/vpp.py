@@ -14,6 +14,7 @@ import ipaddress
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -696,7 +697,9 @@ class EmulatedVpp:
         return "".join(lines), "".join(tail)
 
     # ------------------------------------------------------------- API ----
-    def _handle_api(self, name: str, req: Any) -> list[tuple[str, dict[str, Any] | bytes]] | None:
+    def _handle_api(
+        self, name: str, req: Any
+    ) -> Sequence[tuple[str, dict[str, Any] | bytes]] | None:
         if name == "control_ping":
             reply = {"retval": 0, "client_index": 0, "vpe_pid": os.getpid()}
             return [("control_ping_reply", reply)]
@@ -751,7 +754,7 @@ class EmulatedVpp:
             return {"retval": NO_SUCH_ENTRY, "route": {"prefix": {"address": {"af": 0}, "len": 0}}}
         prefix, stats_index = found
         is_default = prefix.prefixlen == 0
-        path = {
+        path: dict[str, Any] = {
             "sw_if_index": 0xFFFFFFFF,
             "table_id": 0,
             "weight": 1,

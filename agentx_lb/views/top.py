@@ -130,15 +130,15 @@ def layout(view: View, width: int, height: int) -> list[Line]:
     """The screen as at most `height` lines of at most `width` characters."""
     if width < MIN_WIDTH or height < MIN_HEIGHT:
         text = f"terminal too small: {width}x{height}, agentx-lb top needs {MIN_WIDTH}x{MIN_HEIGHT}"
-        words, lines, line = text.split(), [], ""
+        words, wrapped, line = text.split(), [], ""
         for word in words:  # wrap at word boundaries into what there is
             if line and len(line) + 1 + len(word) > width:
-                lines.append(line)
+                wrapped.append(line)
                 line = word
             else:
                 line = f"{line} {word}".strip()
-        lines.append(line)
-        return [[(ln[:width], ALERT)] for ln in lines[: max(height, 0)]]
+        wrapped.append(line)
+        return [[(ln[:width], ALERT)] for ln in wrapped[: max(height, 0)]]
 
     n_vips = len(view.rates)
     title = (

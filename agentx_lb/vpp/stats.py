@@ -73,6 +73,8 @@ class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
 class BulkStats(VPPStats):  # type: ignore[misc]
     """VPPStats that never spins and dumps counter vectors in bulk."""
 
+    connected: bool  # set by VPPStats (untyped)
+
     def __init__(self, socketname: str, timeout_s: float) -> None:
         super().__init__(socketname=socketname)
         self.lock = _BoundedStatsLock(self, timeout_s)
