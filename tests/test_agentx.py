@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
 
 from agentx_lb.agentx import Connection, LbAgent, ProtocolError
+from agentx_lb.agentx.codec import HDR_LEN
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
 from snmpfixtures import make_snapshot
@@ -217,13 +218,17 @@ def test_fuzz_stream_never_crashes(agent: LbAgent, chunks: list[bytes], seed_typ
         b.sendall(data)
         b.shutdown(socket.SHUT_WR)
         try:
-            while True:
+            # Each turn reads, consumes a PDU (at least HDR_LEN octets) or ends the
+            # stream: a session that does neither fails here instead of hanging.
+            for _ in range(len(data) // HDR_LEN + 10):
                 pdu = session.recv_pdu(0.01)
                 if pdu is None:
                     continue
                 out = agent.handle(pdu)
                 if out is not None:
                     decode_response(out)  # every answer is a well-formed Response
+            else:
+                pytest.fail(f"{len(data)} octets neither consumed nor refused")
         except (ProtocolError, ConnectionError):
             pass
     finally:
