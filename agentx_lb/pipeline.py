@@ -271,7 +271,7 @@ class Pipeline:
         )
         snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health, taken_at=since)
         if self._incremental:
-            table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]
+            table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]  # the default builder takes previous
         else:
             table = self._build_table(snapshot, self._root)
         self._table = None  # let the old table go as soon as the agent drops it

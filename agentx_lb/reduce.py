@@ -111,7 +111,7 @@ class CombinedRow(Sequence[tuple[int, int]]):
             return list(self) == [tuple(pair) for pair in other]
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable on purpose (mutable); typeshed wants a method
 
     def __repr__(self) -> str:
         return f"CombinedRow({list(self)!r})"
@@ -178,7 +178,7 @@ def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     _, _, values = _raw_values(raw, raw.vips)
     # The four LB sums are never None (only the route pair may be).
     return {
-        vip.index: VipCounters(*v)  # type: ignore[arg-type]
+        vip.index: VipCounters(*v)  # type: ignore[arg-type]  # see above
         for vip, v in zip(raw.vips, values, strict=True)
     }
 
@@ -353,7 +353,7 @@ def reduce(
                 None if v is None else off + v for off, v in zip(row.offsets, values, strict=True)
             )
         # The four LB counters are sums, never None; the route pair may be.
-        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))  # type: ignore[arg-type]
+        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))  # type: ignore[arg-type]  # LB sums: never None
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
     absent = list(previous.values())

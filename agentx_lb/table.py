@@ -250,7 +250,7 @@ class _Segment:
         if w:
             return self.vals[p * w : p * w + w]
         vo = self.voff
-        return self.vals[vo[p] : vo[p + 1]]  # type: ignore[index]
+        return self.vals[vo[p] : vo[p + 1]]  # type: ignore[index]  # voff is set when width is 0
 
     def search(self, k: bytes, include: bool) -> int:
         """First position whose suffix is >= k (include) or > k."""
@@ -371,7 +371,7 @@ class Table:
     def _at(self, i: int) -> tuple[_Segment, int]:
         lo, hi, seg = self._last
         if lo <= i < hi:
-            return seg, i - lo  # type: ignore[return-value]
+            return seg, i - lo  # type: ignore[return-value]  # _last holds a segment once set
         if not 0 <= i < self._n:
             raise IndexError(i)
         s = bisect_right(self._starts, i) - 1
@@ -399,7 +399,7 @@ class Table:
             value = seg.vals[p * w : p * w + w]
         else:
             vo = seg.voff
-            value = seg.vals[vo[p] : vo[p + 1]]  # type: ignore[index]
+            value = seg.vals[vo[p] : vo[p + 1]]  # type: ignore[index]  # voff is set when width is 0
         return b"".join((seg.heads[b - a], seg.rows.suf[a:b], value))
 
     def search(self, key: bytes, include: bool) -> int:
@@ -786,7 +786,7 @@ def _enc_weight(value: object) -> bytes:
 
 
 def _enc_inet(value: object) -> bytes:
-    return enc_octets(_inet_bytes(*value))  # type: ignore[misc]
+    return enc_octets(_inet_bytes(*value))  # type: ignore[misc]  # value: (kind, address, version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -829,7 +829,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     for scalar, raw, enc in _scalar_values(snapshot):
         encode = _enc_inet if enc == "inet" else enc
         ckey = agent + _U32.pack(scalar)
-        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)  # type: ignore[arg-type]
+        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)  # type: ignore[arg-type]  # encoders typed as object in _scalar_values
 
     # VIP rows: validate the index, then lay the table out column by column.
     rows: list[VipRow] = []

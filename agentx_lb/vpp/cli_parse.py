@@ -366,8 +366,8 @@ def _parse_tail(tail: str, known: _Known) -> _Known | None:
                 parsed = _parse_backend(lines[i].strip(), backends[i].address)
                 if parsed.__class__ is str:
                     return None
-                moved = moved or parsed.address != backends[i].address  # type: ignore[union-attr]
-                backends[i] = parsed  # type: ignore[assignment]
+                moved = moved or parsed.address != backends[i].address  # type: ignore[union-attr]  # str ruled out above
+                backends[i] = parsed  # type: ignore[assignment]  # str ruled out above
             if moved and len(set(map(_ADDRESS, backends))) != n:
                 return None
             vip = _with_backends(known.vip, tuple(backends))

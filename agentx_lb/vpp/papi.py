@@ -59,7 +59,7 @@ def decode_route_lookup_reply(msg: bytes) -> RouteLookup:
     return RouteLookup(context, retval, stats_index, af, address, length)
 
 
-class _ThreadQueue(queue.Queue):  # type: ignore[type-arg]
+class _ThreadQueue(queue.Queue):  # type: ignore[type-arg]  # vpp_papi puts untyped replies
     """A `multiprocessing.Queue` stand-in for two threads of one process."""
 
     def close(self) -> None:
@@ -69,7 +69,7 @@ class _ThreadQueue(queue.Queue):  # type: ignore[type-arg]
         """Nothing to join: no feeder thread."""
 
 
-class _Transport(VppTransport):  # type: ignore[misc]
+class _Transport(VppTransport):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """vpp_papi's socket transport, handing received messages over by reference.
 
     vpp_papi's reader thread puts every message into `self.q`, a
@@ -111,10 +111,10 @@ class _Transport(VppTransport):  # type: ignore[misc]
             return None
         if not msg:
             raise VPPIOError(2, "VPP API client: connection lost")
-        return msg  # type: ignore[no-any-return]
+        return msg  # type: ignore[no-any-return]  # vpp_papi is untyped
 
 
-class _OneCopyString(String):  # type: ignore[misc]
+class _OneCopyString(String):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """vpp_papi's variable-length string, decoded straight from the received buffer.
 
     vpp_papi copies the bytes out with `struct` and then decodes the copy: for
@@ -126,7 +126,7 @@ class _OneCopyString(String):  # type: ignore[misc]
         self, data: bytes, offset: int = 0, result: object = None, ntc: bool = False
     ) -> tuple[str, int]:
         if self.fixed:
-            return super().unpack(data, offset, result, ntc)  # type: ignore[no-any-return]
+            return super().unpack(data, offset, result, ntc)  # type: ignore[no-any-return]  # vpp_papi is untyped
         length, length_size = self.length_field_packer.unpack(data, offset)
         if length == 0:
             return "", 0  # sic: vpp_papi's own size for an empty string
@@ -140,7 +140,7 @@ class _OneCopyString(String):  # type: ignore[misc]
         ), length_size + length
 
 
-class ApiClient(VPPApiClient):  # type: ignore[misc]
+class ApiClient(VPPApiClient):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """`VPPApiClient` with the in-process message queue and `has_context` fixed.
 
     vpp_papi 2.4's `has_context` builds a new `VPPType` (a namedtuple class: a
@@ -244,7 +244,7 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
             return
         base = msg.tuple
 
-        class _CliInbandReply(base):  # type: ignore[misc, valid-type]
+        class _CliInbandReply(base):  # type: ignore[misc, valid-type]  # a namedtuple made at run time
             __slots__ = ()
             _short_repr = True
 

@@ -57,7 +57,7 @@ class StatsChangingError(OSError):
     """The segment changed under every attempt of a dump."""
 
 
-class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
+class _BoundedStatsLock(StatsLock):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """vpp_papi's StatsLock busy-spins forever on `in_progress`; wait bounded instead."""
 
     def __init__(self, stats: BulkStats, timeout_s: float) -> None:
@@ -70,7 +70,7 @@ class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
         return True
 
 
-class BulkStats(VPPStats):  # type: ignore[misc]
+class BulkStats(VPPStats):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """VPPStats that never spins and dumps counter vectors in bulk."""
 
     connected: bool  # set by VPPStats (untyped)
