@@ -27,13 +27,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from agentharness import VIP_ENTRY, AgentProc, wait_until  # noqa: E402
-
-from agentx_lb.emulator import EmulatedVpp  # noqa: E402
-from agentx_lb.oids import VipColumn  # noqa: E402
-from agentx_lb.snmpd import PrivateSnmpd, SnmpError  # noqa: E402
-from agentx_lb.vpp.papi import ApiClient  # noqa: E402
-from agentx_lb.vpp.source import VppSource  # noqa: E402
+from agentharness import VIP_ENTRY, AgentProc, wait_until
+from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.oids import VipColumn
+from agentx_lb.snmpd import PrivateSnmpd, SnmpError
+from agentx_lb.vpp.papi import ApiClient
+from agentx_lb.vpp.source import VppSource
 
 
 def report(name: str, value: float, unit: str) -> None:

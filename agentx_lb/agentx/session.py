@@ -243,7 +243,9 @@ class Session:
                 self._handshake(conn, stop)
                 registered = True
                 if failures:
-                    log.info("agentx connected socket=%s after_failures=%d", self.socket_path, failures)
+                    log.info(
+                        "agentx connected socket=%s after_failures=%d", self.socket_path, failures
+                    )
                 else:
                     log.info("agentx connected socket=%s", self.socket_path)
                 failures = 0
@@ -296,12 +298,12 @@ class Session:
         raise ProtocolError("stopped during handshake")
 
     def _handshake(self, conn: Connection, stop: threading.Event) -> None:
-        pdu = conn.new_pdu(codec.pyagentx3.AGENTX_OPEN_PDU, self.timeout_s)
+        pdu = conn.new_pdu(codec.OPEN, self.timeout_s)
         conn.send_pdu(pdu)
         error = self._await_response(conn, pdu.packet_id, stop)
         if error:
             raise ProtocolError(f"open refused: {codec.ERROR_NAMES.get(error, error)}")
-        pdu = conn.new_pdu(codec.pyagentx3.AGENTX_REGISTER_PDU, self.timeout_s)
+        pdu = conn.new_pdu(codec.REGISTER, self.timeout_s)
         pdu.subtree = self.root
         pdu.priority = self.priority
         conn.send_pdu(pdu)

@@ -96,8 +96,8 @@ class RouteLookup(NamedTuple):
 
 def decode_route_lookup_reply(msg: bytes) -> RouteLookup:
     """The fixed head of an `ip_route_lookup_reply` (struct.error if it is short)."""
-    _id, context, retval, _table, stats_index, af, address, length = (
-        _ROUTE_LOOKUP_HEAD.unpack_from(msg)
+    _id, context, retval, _table, stats_index, af, address, length = _ROUTE_LOOKUP_HEAD.unpack_from(
+        msg
     )
     return RouteLookup(context, retval, stats_index, af, address, length)
 
@@ -228,7 +228,7 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
             raise VPPApiError("Failed to load API definitions from VPP")
         for module in json.loads(reply.json):
             if any(m[0] in self._wanted for m in module.get("messages", ())):
-                messages, services = VPPApiJSONFiles._process_json(module)  # noqa: SLF001
+                messages, services = VPPApiJSONFiles._process_json(module)
                 self.messages.update(messages)
                 self.services.update(services)
 

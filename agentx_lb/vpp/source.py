@@ -1,8 +1,8 @@
 """VppSource: one scrape of VPP's lb plugin over the binary API and the stats segment.
 
-With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi. Everything it returns is a `RawScrape` of
-plain ints, strings and tuples; everything it raises is a `SourceError`
-(`raise ... from exc`), per vpp-facts §1-§5:
+With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi.
+Everything it returns is a `RawScrape` of plain ints, strings and tuples;
+everything it raises is a `SourceError` (`raise ... from exc`), per vpp-facts §1-§5:
 
 * API (`VPPApiClient`, one per VppSource): `cli_inband("show lb vips verbose")`
   for the VIPs (the only source of the pool index), `cli_inband("show lb")` for
@@ -409,13 +409,15 @@ class VppSource:
             {"table_id": 0, "exact": 1, "prefix": key if fast else prefix}
             for prefix, key in zip(prefixes, keys, strict=True)
         ]
-        replies, sent = self._api_read(lambda: self._client.call_many(
-            "ip_route_lookup",
-            requests,
-            self.timeout_s,
-            encode=encode_route_lookup if fast else None,
-            decode=decode_route_lookup_reply if fast else None,
-        ))
+        replies, sent = self._api_read(
+            lambda: self._client.call_many(
+                "ip_route_lookup",
+                requests,
+                self.timeout_s,
+                encode=encode_route_lookup if fast else None,
+                decode=decode_route_lookup_reply if fast else None,
+            )
+        )
         self.route_lookups += sent
         answers: dict[str, int | None] = {}
         late: list[str] = []
@@ -430,7 +432,7 @@ class VppSource:
         """Whether VPP's ip_route_lookup messages have the layout our struct codec
         was written for (their CRCs say so); else vpp_papi packs and decodes."""
         messages = self._client.messages
-        return (
+        return bool(
             messages["ip_route_lookup"].crc == ROUTE_LOOKUP_CRC
             and messages["ip_route_lookup_reply"].crc == ROUTE_LOOKUP_REPLY_CRC
         )
@@ -455,7 +457,9 @@ class VppSource:
             # exact=1 should never do this; an LPM answer would count other traffic.
             log.warning(
                 "route lookup returned another prefix prefix=%s got_af=%d got_len=%d",
-                prefix, reply.af, reply.prefix_len,
+                prefix,
+                reply.af,
+                reply.prefix_len,
             )
             return None
         return int(reply.stats_index)
