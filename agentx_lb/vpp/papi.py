@@ -247,15 +247,18 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
         timeout_s: float,
         *,
         window: int = 512,
+        patience_s: float | None = None,
         encode: Callable[[int, int, int, Mapping[str, Any]], bytes] | None = None,
         decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[list[Any], int]:
         """Replies to `requests` of message `name`, in order (None where none
         came), and how many requests were sent.
 
-        At most `window` requests are unanswered at a time. Waiting ends when
-        no reply came for `timeout_s`: VPP answers in order, so the rest would
-        be late too. Replies arriving after that are dropped by later calls
+        At most `window` requests are unanswered at a time. A wait of
+        `timeout_s` without a reply is a stall; VPP answers in order, so the
+        replies behind a late one come after it: stalls are sat out until they
+        add up to `patience_s` (default `timeout_s`), then the call returns
+        what came so far. Replies arriving after that are dropped by later calls
         (vpp_papi hands replies it did not ask for to its event queue). Decoded
         by `decode` when given, else by vpp_papi without type conversion (plain
         ints and bytes, no ipaddress objects); packed by `encode(msg_id,
@@ -271,6 +274,7 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
         replies: list[Any] = [None] * len(requests)
         waiting: dict[int, int] = {}  # context -> position in requests
         sent = 0
+        stalled, patience = 0.0, timeout_s if patience_s is None else patience_s
         while True:
             if sent < len(requests) and len(waiting) <= window // 2:
                 batch = []
@@ -293,7 +297,10 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
                 return replies, sent
             received = self.transport.receive(timeout_s)
             if not received:
-                return replies, sent  # VPP is late: what came so far
+                stalled += timeout_s
+                if stalled >= patience:
+                    return replies, sent  # VPP is late: what came so far
+                continue
             for raw in received:
                 got_id, context = _HEADER.unpack_from(raw)
                 if got_id != reply_id or context not in waiting:

@@ -68,8 +68,8 @@ _NO_SUCH_ENTRY = -6  # VNET_API_ERROR_NO_SUCH_ENTRY
 _API_MODULES = frozenset(
     {"memclnt", "vlib", "vpe", "ip", "ip_types", "fib_types", "interface_types"}
 )
-# A scrape asks again for late route lookups for up to this many timeouts.
-_ROUTE_BUDGET_TIMEOUTS = 3
+# How many timeouts a scrape sits out for late route lookup replies in all.
+_ROUTE_PATIENCE_TIMEOUTS = 3
 # The modules VPP's get_api_json sends that the agent keeps: those defining these.
 _BOOTSTRAP_MESSAGES = frozenset(
     {"sockclnt_create", "control_ping", "cli_inband", "show_version", "ip_route_lookup"}
@@ -384,49 +384,37 @@ class VppSource:
         routes = self._routes
         routes.use_instance(instance)
         now = self._clock()
-        pending = routes.due((v.prefix for v in vips if not v.removed), now)
-        # VPP answers in order, so a stall delays every reply behind it: ask
-        # again for what is left while that makes progress, within a budget;
-        # the rest waits for the next scrape.
-        budget_end = time.monotonic() + _ROUTE_BUDGET_TIMEOUTS * self.timeout_s
-        while pending:
-            answers, late = self._lookup_routes(pending)
-            routes.resolved(answers, now)
-            if not late:
-                break
-            pending = late
-            if not answers or time.monotonic() >= budget_end:
-                self.route_late += len(late)
-                log.info("route lookups late, asked again next scrape count=%d", len(late))
-                break
-        return routes.view()
-
-    def _lookup_routes(self, prefixes: list[str]) -> tuple[dict[str, int | None], list[str]]:
-        """One pipelined exchange: the answers, and the prefixes that got none in time."""
+        due = routes.due((v.prefix for v in vips if not v.removed), now)
+        if not due:
+            return routes.view()
         fast = self._route_layout_known()
-        keys = [route_prefix(prefix) for prefix in prefixes]
+        keys = [route_prefix(prefix) for prefix in due]
         requests = [
             {"table_id": 0, "exact": 1, "prefix": key if fast else prefix}
-            for prefix, key in zip(prefixes, keys, strict=True)
+            for prefix, key in zip(due, keys, strict=True)
         ]
         replies, sent = self._api_read(
             lambda: self._client.call_many(
                 "ip_route_lookup",
                 requests,
                 self.timeout_s,
+                # VPP answers in order: a stall delays every reply behind it.
+                patience_s=_ROUTE_PATIENCE_TIMEOUTS * self.timeout_s,
                 encode=encode_route_lookup if fast else None,
                 decode=decode_route_lookup_reply if fast else None,
             )
         )
         self.route_lookups += sent
         answers: dict[str, int | None] = {}
-        late: list[str] = []
-        for prefix, key, reply in zip(prefixes, keys, replies, strict=True):
-            if reply is None:
-                late.append(prefix)
-            else:
+        for prefix, key, reply in zip(due, keys, replies, strict=True):
+            if reply is not None:
                 answers[prefix] = self._stats_index(prefix, key, reply)
-        return answers, late
+        routes.resolved(answers, now)
+        late = len(due) - len(answers)
+        if late:
+            self.route_late += late
+            log.info("route lookups late, asked again next scrape count=%d", late)
+        return routes.view()
 
     def _route_layout_known(self) -> bool:
         """Whether VPP's ip_route_lookup messages have the layout our struct codec
