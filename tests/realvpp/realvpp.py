@@ -45,6 +45,16 @@ class RealVpp:
         self.workers = workers
         self.pid: int | None = None
 
+    def agent_flags(self) -> list[str]:
+        """Flags the agent needs for this VPP: before 24.06 VPP cannot send its
+        API definitions (get_api_json), so they come from the install."""
+        words = self.ctl("show version").split()  # vpp v24.02-release built by ...
+        release = words[1].lstrip("v").split("-")[0] if len(words) > 1 else ""
+        major, _, minor = release.partition(".")
+        if major.isdigit() and minor[:2].isdigit() and (int(major), int(minor[:2])) < (24, 6):
+            return ["--vpp-api-dir", os.path.join(self.prefix, "share", "vpp", "api")]
+        return []
+
     @property
     def api_socket(self) -> str:
         return os.path.join(self.run_dir, "api.sock")

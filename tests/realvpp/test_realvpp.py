@@ -76,7 +76,7 @@ def _dump(vpp: RealVpp) -> tuple[dict, float]:  # type: ignore[type-arg]
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "agentx_lb", "dump", "--vpp-api-socket", vpp.api_socket,
-         "--vpp-stats-socket", vpp.stats_socket],
+         "--vpp-stats-socket", vpp.stats_socket, *vpp.agent_flags()],
         capture_output=True, text=True, timeout=120, check=False, env=child_env(),
     )  # fmt: skip
     wall = time.monotonic() - t0
@@ -104,6 +104,7 @@ def started_agent(
     os.makedirs(state_dir, exist_ok=True)
 
     def start(vpp: RealVpp, **kw: object) -> AgentProc:
+        kw.setdefault("extra", tuple(vpp.agent_flags()))
         agent = AgentProc.for_vpp(vpp.run_dir, snmpd.agentx_socket, state_dir, **kw)
         agents.append(agent)
         agent.wait_for("agentx connected", timeout_s=WAIT_S)
