@@ -22,8 +22,8 @@ from agentx_lb.model import VipCounters, VipRow
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, format_oid, parse_oid
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 from agentx_lb.table import Table, build_table
+from sharedmibs import SHARED_MIBS, require_shared_mibs
 from snmpfixtures import FIXTURE_INDICES, make_snapshot
-from test_mib_pysmi import SHARED_MIBS
 
 pytestmark = pytest.mark.integration
 
@@ -244,8 +244,7 @@ def test_snmptable_during_publishes_is_one_scrape(served) -> None:
     table comes from one scrape while tables are being published. With GETBULK
     (its default) it walks column by column, each from its column's OID: each
     column is one scrape (a new walk starts on the newest table)."""
-    if not (SHARED_MIBS / "SNMPv2-SMI.txt").is_file():
-        pytest.skip("base MIB modules from ../shared/mibs are not here (a clone without ../shared)")
+    require_shared_mibs()
     snmpd, agent, _, _ = served
     env = {k: v for k, v in os.environ.items() if k not in ("MIBS", "MIBDIRS")}
     with _flipping(agent, _variant(1000), _variant(2000)):

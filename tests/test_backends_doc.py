@@ -26,12 +26,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
+from sharedmibs import SHARED_MIBS, require_shared_mibs
 from test_backends_e2e import Served
 
 pytestmark = pytest.mark.integration
 
 DOC = REPO / "docs" / "backends-snmptable.txt"
-SHARED_MIBS = REPO.parent / "shared" / "mibs"
+
 SHOWN_COMMAND = (
     "snmptable -v2c -c public -M +mibs:../shared/mibs -m +IPNG-VPP-LB-MIB -Ci"
     " 127.0.0.1 IPNG-VPP-LB-MIB::vppLbBackendTable"
@@ -108,8 +109,7 @@ def render(mibdirs: Path) -> str:
 
 
 def test_doc_matches_what_snmptable_prints() -> None:
-    if not (SHARED_MIBS / "SNMPv2-SMI.txt").is_file():
-        pytest.skip("base MIB modules from ../shared/mibs are not here (a clone without ../shared)")
+    require_shared_mibs()
     if shutil.which("snmptable") is None:
         pytest.fail("snmptable is missing: the set-up installs Debian's snmp package")
     text = render(SHARED_MIBS)

@@ -19,13 +19,9 @@ import pytest
 
 from agentx_lb.mib import MIB_FILE, mib_text, render_mib
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, Oid, VipColumn, format_oid, parse_oid
+from sharedmibs import require_shared_mibs
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_MIBS = REPO.parent / "shared" / "mibs"
-NO_SHARED = (
-    "base MIB modules from ../shared/mibs are not here (a clone without ../shared); "
-    "smilint cannot resolve SNMPv2-SMI"
-)
 
 OTHER_ROOTS = [
     "1.3.6.1.4.1.99999",  # a PEN of one's own: { enterprises 99999 }
@@ -44,9 +40,7 @@ def _tool(name: str) -> str:
 
 
 def _base_mibs() -> Path:
-    if not (SHARED_MIBS / "SNMPv2-SMI.txt").is_file():
-        pytest.skip(NO_SHARED)
-    return SHARED_MIBS
+    return require_shared_mibs()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from test_mib_pysmi import SHARED_MIBS
+from sharedmibs import SHARED_MIBS, require_shared_mibs
 from test_nms_stack import BACKENDS, VIPS, Stack, running_stack
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,7 @@ _ADDRESS_COLUMNS = {"vppLbVipAddress"}
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    if not (SHARED_MIBS / "SNMPv2-SMI.txt").is_file():
-        pytest.skip("base MIB modules from ../shared/mibs are not here (a clone without ../shared)")
+    require_shared_mibs()
     for tool in ("snmptable", "snmpwalk", "snmpbulkwalk"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: the set-up installs Debian's snmp package")

@@ -28,10 +28,11 @@ from agentx_lb.oids import (
     VipColumn,
     format_oid,
 )
+from sharedmibs import SHARED_MIBS, require_shared_mibs
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRIB = REPO / "contrib" / "snmp_exporter"
-SHARED_MIBS = REPO.parent / "shared" / "mibs"
+
 GENERATOR = "prometheus-snmp-generator"
 EXPORTER = "prometheus-snmp-exporter"
 # The not-accessible index objects are labels, not metrics (generator.yml ignores them).
@@ -49,11 +50,7 @@ def _tool(name: str) -> str:
 
 
 def _need_shared() -> None:
-    if not (SHARED_MIBS / "SNMPv2-SMI.txt").is_file():
-        pytest.skip(
-            "base MIB modules from ../shared/mibs are not here (a clone without ../shared); "
-            "the generator cannot resolve SNMPv2-SMI"
-        )
+    require_shared_mibs()
 
 
 @pytest.fixture
