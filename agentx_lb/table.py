@@ -239,19 +239,6 @@ class _Segment:
             self.ckey, self.heads, self.rows, self.sel, vals, None, 4, self.dropped, events
         )
 
-    def suffix(self, p: int) -> bytes:
-        sel = self.sel
-        r = p if sel is None else sel[p]
-        off = self.rows.off
-        return self.rows.suf[off[r] : off[r + 1]]
-
-    def value(self, p: int) -> bytes:
-        w = self.width
-        if w:
-            return self.vals[p * w : p * w + w]
-        vo = self.voff
-        return self.vals[vo[p] : vo[p + 1]]  # type: ignore[index]  # voff is set when width is 0
-
     def search(self, k: bytes, include: bool) -> int:
         """First position whose suffix is >= k (include) or > k."""
         lo, hi = 0, self.n
@@ -443,10 +430,6 @@ class Table:
     @property
     def varbinds(self) -> Sequence[bytes]:
         return _View(self, self.varbind)
-
-    def is_known_object(self, oid: Oid) -> bool:
-        """True when `oid` names an instance of an object we define (GET: noSuchInstance)."""
-        return is_known_object(self.root, oid)
 
 
 _AGENT_KEY = pack_oid(AGENT)
