@@ -6,8 +6,8 @@
 #                     install, then run the real-VPP tier against the VPP
 #                     installed under PREFIX (bin/vpp with the lb plugin; root)
 #   ./setup.sh deb    build dist/agentx-lb_<version>_all.deb with Debian's tools, then lintian
-# It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools and
-# prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
+# It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools, snmptrapd
+# (the notification tests' receiver) and prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 # `deb` installs the build tools instead (debhelper, dh-virtualenv, lintian) and needs no .venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,7 +23,7 @@ esac
 
 # The agent needs only net-snmp; the tests also check the MIB and the NMS tools.
 apt_packages=(snmpd snmp)
-case "$mode" in test|test-realvpp) apt_packages+=(smitools prometheus-snmp-exporter tmux) ;; esac
+case "$mode" in test|test-realvpp) apt_packages+=(smitools snmptrapd prometheus-snmp-exporter tmux) ;; esac
 # The package is built by Debian's tools with Debian's python3 (not $PYTHON).
 [ "$mode" = deb ] && apt_packages=(build-essential debhelper dh-virtualenv python3-venv lintian)
 py=${PYTHON:-python3}
