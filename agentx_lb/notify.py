@@ -141,8 +141,8 @@ class Notifier:
                 self._see(_VPP_KEY, not connected, connected, note, now, out)
             conn_changed = not first
         shape = tuple(shape)
-        if shape == self._shape_rows:
-            return out  # no row changed: one C-level compare
+        if shape is self._shape_rows or shape == self._shape_rows:
+            return out  # no row changed (the pipeline passes the same object then)
         self._shape_rows = shape
         new_shape = dict(shape)
         if not self._baseline:

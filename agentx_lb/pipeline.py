@@ -270,6 +270,8 @@ class Pipeline:
         if shape != self._table_shape:
             self._table_shape = shape
             self._last_change_cs = self._events.at_cs(now)
+        else:
+            shape = self._table_shape  # the same object: the notifier's compare is free
         since = self._start if self._last_good is None else self._last_good
         health = Health(
             vpp_connected=self._failures.count == 0 and self._last_good is not None,
