@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import functools
-import json
 import logging
 import os
 import signal
@@ -248,7 +247,7 @@ def _signals(stop: threading.Event, log_level: str) -> Iterator[None]:
 
 
 def _dump(cfg: Config, out: TextIO, err: TextIO) -> int:
-    from agentx_lb.dumpjson import scrape_document
+    from agentx_lb.dumpjson import scrape_document, to_text
     from agentx_lb.reduce import reduce
     from agentx_lb.vpp.source import VppSource
 
@@ -264,8 +263,8 @@ def _dump(cfg: Config, out: TextIO, err: TextIO) -> int:
         source.close()
     rows, _state = reduce(raw, None, 0)
     try:
-        json.dump(scrape_document(raw, rows), out, indent=2, sort_keys=False)
-        out.write("\n")
+        # One write (json.dump writes each token: 1.25 M writes at 10,000 VIPs).
+        out.write(to_text(scrape_document(raw, rows)))
         out.flush()
     except BrokenPipeError:
         # `agentx-lb dump | head`: the reader has what it wanted. Point stdout

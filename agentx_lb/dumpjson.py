@@ -5,12 +5,13 @@ Pure: RawScrape + reduced rows -> plain dict of str/int/bool/None/list.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from agentx_lb.model import Backend, RawScrape, VipRow
 
-__all__ = ["scrape_document"]
+__all__ = ["scrape_document", "to_text"]
 
 
 def _backend(backend: Backend) -> dict[str, Any]:
@@ -70,3 +71,28 @@ def scrape_document(raw: RawScrape, rows: tuple[VipRow, ...]) -> dict[str, Any]:
         ],
         "timings_ms": {k: round(v, 3) for k, v in raw.timings_ms.items()},
     }
+
+
+def to_text(doc: dict[str, Any]) -> str:
+    """`doc` as JSON with one VIP per line (greppable, and `jq` reads it).
+
+    `json.dumps(indent=...)` runs CPython's pure-Python encoder (the C one
+    only does compact output): 0.7 s at 10,000 VIPs. Each line here is
+    encoded in C.
+    """
+    lines = ["{"]
+    items = list(doc.items())
+    for i, (key, value) in enumerate(items):
+        end = "," if i < len(items) - 1 else ""
+        name = json.dumps(key)
+        if key == "vips" and value:
+            lines.append(f"  {name}: [")
+            last = len(value) - 1
+            lines.extend(
+                f"    {json.dumps(vip)}{',' if j < last else ''}" for j, vip in enumerate(value)
+            )
+            lines.append(f"  ]{end}")
+        else:
+            lines.append(f"  {name}: {json.dumps(value)}{end}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

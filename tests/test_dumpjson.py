@@ -69,3 +69,18 @@ def test_no_settings_no_vips() -> None:
         "vips": [], "vpp_version": "", "vpp_instance": "x", "settings": None,
         "problems": [], "timings_ms": {},
     }
+
+
+def test_to_text_is_the_document_with_one_vip_per_line() -> None:
+    from agentx_lb.dumpjson import to_text
+
+    doc = {
+        "vips": [{"index": 1, "name": "a", "backends": [{"address": "10.0.0.1"}]},
+                 {"index": 2, "name": "b\n", "backends": []}],
+        "vpp_version": "25.10", "settings": None, "problems": [], "timings_ms": {"cli": 1.5},
+    }  # fmt: skip
+    text = to_text(doc)
+    assert json.loads(text) == doc
+    lines = text.splitlines()
+    assert [json.loads(line.rstrip(","))["index"] for line in lines[2:4]] == [1, 2]
+    assert json.loads(to_text({"vips": [], "problems": []})) == {"vips": [], "problems": []}

@@ -49,7 +49,7 @@ def test_restart_like_startup_config_api_up_before_the_vips(vpp: EmulatedVpp) ->
     vpp.add_backend(b, "10.0.0.1")
     vpp.del_vip(a)
     c = vpp.add_vip("192.0.2.3/32")  # takes index a
-    vpp.restart(lb_after_s=0.5, vip_step_s=0.1)
+    vpp.restart(lb_after_s=0.5, load_s=0.2)
     with api_client(vpp) as client:
         # The API answers while the LB is still empty, as a real VPP does.
         assert client.api.cli_inband(cmd="show lb vips verbose").reply == ""

@@ -189,7 +189,7 @@ def test_vpp_restart_with_startup_config_keeps_counters_through_the_empty_lb(
 
     wait_until(lambda: first_a() == 159, WAIT_S)
     vpp.kill()
-    vpp.restart(lb_after_s=3.0, vip_step_s=0.2)
+    vpp.restart(lb_after_s=3.0, load_s=0.5)
     wait_until(lambda: served.scalars().get(VIP_COUNT) == 0, WAIT_S)  # the empty LB, as it is
     vpp.wait_restored()
     vpp.traffic(a, thread=1, first_packets=3)

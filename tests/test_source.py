@@ -495,7 +495,7 @@ def test_a_bug_in_our_code_is_not_taken_for_bad_vpp_data(
     # restart), not become a "VPP answered garbage" failure streak.
     vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
 
-    def broken(prefix: str, reply: object) -> int:
+    def broken(prefix: str, key: object, reply: object) -> int:
         raise TypeError("our bug")
 
     monkeypatch.setattr(VppSource, "_stats_index", staticmethod(broken))

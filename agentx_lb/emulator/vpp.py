@@ -237,19 +237,20 @@ class EmulatedVpp:
         self.stop()
 
     def restart(
-        self, *, keep_vips: bool = True, lb_after_s: float = 0.0, vip_step_s: float = 0.0
+        self, *, keep_vips: bool = True, lb_after_s: float = 0.0, load_s: float = 0.0
     ) -> None:
         """A VPP restart: new memfd, re-bound sockets, new message ids, counters at 0.
 
-        With `lb_after_s` or `vip_step_s`, the restart a real VPP makes when its
-        LB is in `unix { startup-config }`: API and stats answer at once with
-        an empty LB; `lb_after_s` later the VIPs come back one by one, in
-        index order (so at their old indices), `vip_step_s` apart.
-        `wait_restored()` waits for the last one.
+        With `lb_after_s`, the restart a real VPP makes when its LB is in
+        `unix { startup-config }` (seen on 25.10): API and stats answer at
+        once with an empty LB; `lb_after_s` later (VPP waits 2 s) its main
+        thread runs the whole file without yielding, so for `load_s` every
+        API request waits, and then every VIP is back at once, at its old
+        index. `wait_restored()` waits for that.
         """
         self._stats_srv.stop()
         self._api_srv.stop()
-        staged = keep_vips and (lb_after_s > 0 or vip_step_s > 0)
+        staged = keep_vips and lb_after_s > 0
         with self.lock:
             old_vips = self._vips
             if self._seg is not None:
@@ -261,23 +262,23 @@ class EmulatedVpp:
         self._api_srv.start()
         if staged:
             self._restoring = threading.Thread(
-                target=self._restore_vips,
-                args=(generation, old_vips, lb_after_s, vip_step_s),
+                target=self._run_startup_config,
+                args=(generation, old_vips, lb_after_s, load_s),
                 name="emu-startup-config",
                 daemon=True,
             )
             self._restoring.start()
 
-    def _restore_vips(
-        self, generation: int, old_vips: dict[int, _Vip], lb_after_s: float, vip_step_s: float
+    def _run_startup_config(
+        self, generation: int, old_vips: dict[int, _Vip], lb_after_s: float, load_s: float
     ) -> None:
         time.sleep(lb_after_s)
-        for index in sorted(old_vips):
-            with self.lock:
-                if self.generation != generation or self._seg is None:
-                    return  # restarted or stopped again meanwhile
+        with self.lock:  # VPP's main thread is busy: API requests wait for it
+            if self.generation != generation or self._seg is None:
+                return  # restarted or stopped again meanwhile
+            time.sleep(load_s)
+            for index in sorted(old_vips):
                 self._restore_vip(old_vips[index], index)
-            time.sleep(vip_step_s)
 
     def wait_restored(self, timeout_s: float = 30.0) -> None:
         """Wait until a staged restart has re-created every VIP."""
@@ -679,7 +680,17 @@ class EmulatedVpp:
         return "".join(lines), "".join(tail)
 
     # ------------------------------------------------------------- API ----
-    def _handle_api(self, name: str, req: Any) -> list[tuple[str, dict[str, Any] | bytes]] | None:
+    def _handle_api(
+        self, name: str, req: Any
+    ) -> list[tuple[str, dict[str, Any] | bytes]] | None:
+        # One main thread answers every request: while it is busy (a
+        # startup-config running), requests wait, as on a real VPP.
+        with self.lock:
+            return self._handle_api_locked(name, req)
+
+    def _handle_api_locked(
+        self, name: str, req: Any
+    ) -> list[tuple[str, dict[str, Any] | bytes]] | None:
         if name == "control_ping":
             reply = {"retval": 0, "client_index": 0, "vpe_pid": os.getpid()}
             return [("control_ping_reply", reply)]

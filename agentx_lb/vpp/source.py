@@ -27,7 +27,6 @@ plain ints, strings and tuples; everything it raises is a `SourceError`
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import struct
@@ -45,10 +44,13 @@ from agentx_lb.model import RawScrape, Vip
 from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
 from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
 from agentx_lb.vpp.papi import (
+    ROUTE_LOOKUP_CRC,
     ROUTE_LOOKUP_REPLY_CRC,
     ApiClient,
     RouteLookup,
     decode_route_lookup_reply,
+    encode_route_lookup,
+    route_prefix,
 )
 from agentx_lb.vpp.routes import RouteCache
 from agentx_lb.vpp.stats import BulkStats, StatsChangingError, StatsLockedError
@@ -65,6 +67,10 @@ _NO_SUCH_ENTRY = -6  # VNET_API_ERROR_NO_SUCH_ENTRY
 # The .api.json modules that define what we call (plus the types they use).
 _API_MODULES = frozenset(
     {"memclnt", "vlib", "vpe", "ip", "ip_types", "fib_types", "interface_types"}
+)
+# The modules VPP's get_api_json sends that the agent keeps: those defining these.
+_BOOTSTRAP_MESSAGES = frozenset(
+    {"sockclnt_create", "control_ping", "cli_inband", "show_version", "ip_route_lookup"}
 )
 _REQUIRED_MESSAGES = (
     "control_ping",
@@ -229,6 +235,7 @@ class VppSource:
         }
         if bootstrap:
             kwargs["bootstrapapi"] = True
+            kwargs["wanted"] = _BOOTSTRAP_MESSAGES
         else:
             kwargs["apifiles"] = self._api_files(self.api_dir or DEFAULT_API_DIR)
         with _mapped("api", self.api_socket, self.timeout_s), warnings.catch_warnings():
@@ -377,16 +384,23 @@ class VppSource:
         now = self._clock()
         due = routes.due((v.prefix for v in vips if not v.removed), now)
         if due:
+            fast = self._route_layout_known()
+            keys = [route_prefix(prefix) for prefix in due]
+            requests = [
+                {"table_id": 0, "exact": 1, "prefix": key if fast else prefix}
+                for prefix, key in zip(due, keys, strict=True)
+            ]
             replies, sent = self._api_read(lambda: self._client.call_many(
                 "ip_route_lookup",
-                [{"table_id": 0, "exact": 1, "prefix": prefix} for prefix in due],
+                requests,
                 self.timeout_s,
-                decode=self._route_decoder(),
+                encode=encode_route_lookup if fast else None,
+                decode=decode_route_lookup_reply if fast else None,
             ))
             answers = {}
-            for prefix, reply in zip(due, replies, strict=True):
+            for prefix, key, reply in zip(due, keys, replies, strict=True):
                 if reply is not None:
-                    answers[prefix] = self._stats_index(prefix, reply)
+                    answers[prefix] = self._stats_index(prefix, key, reply)
             self.route_lookups += sent
             late = sent - len(answers)
             if late:
@@ -398,13 +412,17 @@ class VppSource:
             routes.resolved(answers, now)
         return routes.view()
 
-    def _route_decoder(self) -> Callable[[bytes], Any] | None:
-        """Our fixed-layout decoder where VPP's reply has the layout it was written for."""
-        reply = self._client.messages["ip_route_lookup_reply"]
-        return decode_route_lookup_reply if reply.crc == ROUTE_LOOKUP_REPLY_CRC else None
+    def _route_layout_known(self) -> bool:
+        """Whether VPP's ip_route_lookup messages have the layout our struct codec
+        was written for (their CRCs say so); else vpp_papi packs and decodes."""
+        messages = self._client.messages
+        return (
+            messages["ip_route_lookup"].crc == ROUTE_LOOKUP_CRC
+            and messages["ip_route_lookup_reply"].crc == ROUTE_LOOKUP_REPLY_CRC
+        )
 
     @staticmethod
-    def _stats_index(prefix: str, reply: Any) -> int | None:
+    def _stats_index(prefix: str, key: tuple[int, bytes, int], reply: Any) -> int | None:
         """The `/net/route/to` index in an `ip_route_lookup_reply`, or None."""
         if not isinstance(reply, RouteLookup):  # decoded by vpp_papi (raw fields)
             raw = reply.route.prefix
@@ -417,13 +435,9 @@ class VppSource:
         if reply.retval != 0:
             log.warning("route lookup failed prefix=%s retval=%d", prefix, reply.retval)
             return None
-        want = ipaddress.ip_network(prefix, strict=False)
-        size = 4 if want.version == 4 else 16
-        if (
-            reply.af != (0 if want.version == 4 else 1)
-            or reply.prefix_len != want.prefixlen
-            or reply.address[:size] != want.network_address.packed
-        ):
+        af, address, length = key
+        size = 4 if af == 0 else 16
+        if reply.af != af or reply.prefix_len != length or reply.address[:size] != address[:size]:
             # exact=1 should never do this; an LPM answer would count other traffic.
             log.warning(
                 "route lookup returned another prefix prefix=%s got_af=%d got_len=%d",

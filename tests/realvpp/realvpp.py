@@ -134,25 +134,21 @@ class RealVpp:
         worker: int | None = None,
         name: str = "axlb",
     ) -> None:
-        """`count` packets from pg0 to `dst` (one flow each: source ports increment)."""
+        """`count` packets from pg0 to `dst`, as if received there; returns once sent."""
         v6 = ":" in dst
         src = "2001:db8:99::2" if v6 else "10.99.0.2"
         node = "ip6-input" if v6 else "ip4-input"
-        l3 = "IP6" if v6 else "IP4"
         placed = f" worker {worker}" if worker is not None else ""
         self.ctl(
             f"packet-generator new {{ name {name} limit {count} size 64-64 rate 1e5"
             f" node {node} interface pg0{placed}"
-            f" data {{ {l3}: 02:fe:00:00:00:02 -> 02:fe:00:00:00:01"
-            f" {proto}: {src} -> {dst}"
-            f" {proto}: 1024 -> {dport} incrementing {count} }} }}"
+            f" data {{ {proto}: {src} -> {dst} {proto}: 1024 -> {dport} incrementing {count} }} }}"
         )
         self.ctl("packet-generator", "enable-stream", name)
+        done = re.compile(rf"^{name}\s+No\s+{count}\b", re.M)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if name not in self.ctl("show packet-generator").split("Enabled")[-1] or re.search(
-                rf"{name}\s+No\b", self.ctl("show packet-generator")
-            ):
-                break
+        while not done.search(self.ctl("show packet-generator")):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"packet generator stream {name} not done within 30 s")
             time.sleep(0.05)
         self.ctl("packet-generator", "delete", name)

@@ -56,6 +56,15 @@ def _table(snmpd: PrivateSnmpd) -> dict[int, dict[int, int | str]]:
     return table
 
 
+def _column_size(snmpd: PrivateSnmpd, column: VipColumn) -> int:
+    base = f"{VIP_ENTRY}.{int(column)}"
+    try:
+        out = snmpd.bulkwalk(base, reps=100)
+    except SnmpError:
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith(f".{base}."))
+
+
 def _served_lb(table: dict[int, dict[int, int | str]], index: int) -> tuple[int, ...] | None:
     try:
         return tuple(int(table[c][index]) for c in LB_COLUMNS)
@@ -76,13 +85,12 @@ def _dump(vpp: RealVpp) -> tuple[dict, float]:  # type: ignore[type-arg]
 
 
 def _dump_lb(doc: dict, index: int) -> tuple[int, ...]:  # type: ignore[type-arg]
-    vip = next(v for v in doc["vips"] if v["index"] == index)
-    c = vip["counters"]
+    c = next(v for v in doc["vips"] if v["index"] == index)
     return (c["next_packets"], c["first_packets"], c["untracked_packets"], c["no_server_packets"])
 
 
 def _dump_route(doc: dict, index: int) -> tuple[int, int] | None:  # type: ignore[type-arg]
-    c = next(v for v in doc["vips"] if v["index"] == index)["counters"]
+    c = next(v for v in doc["vips"] if v["index"] == index)
     if c["route_packets"] is None:
         return None
     return (c["route_packets"], c["route_octets"])
@@ -126,8 +134,8 @@ def test_dump_equals_vpp_cli(make_real_vpp: Callable[..., RealVpp]) -> None:
     assert _dump_route(doc, WEB4) == _dump_route(doc, DNS4) == vpp.route_to("192.0.2.1/32")
     assert _dump_route(doc, WEB4)[0] == 130  # type: ignore[index]
     web4 = next(v for v in doc["vips"] if v["index"] == WEB4)
-    assert {b["address"]: b["used"] for b in web4["backends"]} == {
-        "10.0.0.1": True, "10.0.0.2": True, "10.0.0.3": False,
+    assert {b["address"]: b["state"] for b in web4["backends"]} == {
+        "10.0.0.1": "used", "10.0.0.2": "used", "10.0.0.3": "removed",
     }  # fmt: skip
 
 
@@ -299,21 +307,18 @@ def test_10000_vips_vpp_busy_loading_then_timings(
     t_agent = agent.started
 
     def all_served() -> bool:
-        table = _table(snmpd)
-        return len(table.get(VipColumn.FIRST_PACKETS, {})) == n and len(
-            table.get(VipColumn.ROUTE_PACKETS, {})
-        ) == n
+        # One column (10,000 varbinds), not the whole table: the poll itself
+        # must not be what takes seconds. The route column is the last to fill.
+        return _column_size(snmpd, VipColumn.ROUTE_PACKETS) == n
 
     wait_until(all_served, 180.0, step_s=1.0)
     first_full = time.monotonic() - t_agent
     assert agent.alive
     # Agent started on a VPP that has every VIP: start to every row served.
     agent.stop()
-    t0 = time.monotonic()
     agent2 = started_agent(vpp, interval_s=5.0, vpp_timeout_s=1.0)
     wait_until(all_served, 120.0, step_s=0.2)
     start_to_served = time.monotonic() - agent2.started
-    del t0
     _doc, dump_wall = _dump(vpp)
     durations = []
     for _ in range(3):
