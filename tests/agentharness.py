@@ -339,10 +339,13 @@ class FakeMaster:
                     if pdu is None:
                         break
                     self.pdus.append((pdu[1], pdu[20:]))
-                    if pdu[1] in (_OPEN, _REGISTER):
-                        self._respond(conn, pdu)
-                    elif pdu[1] == NOTIFY_PDU and self.notify_error is not None:
-                        self._respond(conn, pdu, self.notify_error)
+                    try:
+                        if pdu[1] in (_OPEN, _REGISTER):
+                            self._respond(conn, pdu)
+                        elif pdu[1] == NOTIFY_PDU and self.notify_error is not None:
+                            self._respond(conn, pdu, self.notify_error)
+                    except OSError:
+                        pass  # the subagent already went (its Close may still be buffered)
 
     @property
     def registered(self) -> bool:

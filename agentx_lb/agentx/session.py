@@ -378,7 +378,10 @@ class Session:
                 # Unanswered: snmpd may not have forwarded them. Sent again after
                 # the next registration (a duplicate beats a lost notification).
                 outbox.requeue(list(inflight.values()))
-                log.info("notifications requeued count=%d (session lost)", len(inflight))
+                log.info(
+                    "notifications unanswered count=%d (%s)", len(inflight),
+                    "stopping" if stop.is_set() else "requeued, session lost",
+                )  # fmt: skip
 
     def _serve_loop(self, conn: Connection, stop: threading.Event, inflight: dict[int, bytes]) -> None:
         recv, send, answer, clock = conn.recv_blocking, conn.send_bytes, self.answer, self.clock
