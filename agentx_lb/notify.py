@@ -35,6 +35,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agentx_lb.model import Vip, VipRow
 from agentx_lb.oids import (
@@ -92,7 +93,9 @@ class _Track:
 
     __slots__ = ("note", "sent", "state", "until")
 
-    def __init__(self, sent: object, state: object, note: Notification | None, until: float) -> None:
+    def __init__(
+        self, sent: object, state: object, note: Notification | None, until: float
+    ) -> None:
         self.sent = sent  # the state last sent (or taken as the baseline)
         self.state = state  # the state seen last
         self.note = note  # the notification for `state`, values as seen last
@@ -108,7 +111,7 @@ class Notifier:
         self._shape_rows: tuple[ShapeRow, ...] | None = None  # as passed last time
         self._baseline = False  # False until the first observation
         self._connected: bool | None = None
-        self._tracks: dict[object, _Track] = {}
+        self._tracks: dict[tuple[Any, ...], _Track] = {}
         self.rebaselines = 0  # scrapes whose row changes were taken as a restart (tests)
 
     # ---- the scrape thread's two calls
@@ -184,7 +187,7 @@ class Notifier:
 
     def _see(
         self,
-        key: object,
+        key: tuple[Any, ...],
         previous: object,
         state: object,
         note: Notification,
@@ -209,14 +212,14 @@ class Notifier:
         for key, tr in list(self._tracks.items()):
             if key == _VPP_KEY:
                 continue
-            kind, vip_id, *addr = key  # type: ignore[misc]
+            vip_id = key[1]
             if vip_id not in shape:
                 del self._tracks[key]
                 continue
-            if kind == "vip":
+            if key[0] == "vip":
                 state: object = _oper(shape[vip_id])
             else:
-                state = _backend_state(shape[vip_id], addr[0])
+                state = _backend_state(shape[vip_id], key[2])
             tr.sent = tr.state = state
             tr.note = None
 
@@ -246,12 +249,21 @@ class Notifier:
             for b in vip.backends:
                 state = BACKEND_USED if b.used else BACKEND_REMOVED
                 self._see(
-                    ("backend", vip_id, b.address), was.pop(b.address, GONE), state,
-                    _backend_note(vip, b.address, state), now, out,
-                )  # fmt: skip
+                    ("backend", vip_id, b.address),
+                    was.pop(b.address, GONE),
+                    state,
+                    _backend_note(vip, b.address, state),
+                    now,
+                    out,
+                )
             for addr, prev in was.items():  # no longer listed
                 self._see(
-                    ("backend", vip_id, addr), prev, GONE, _backend_note(vip, addr, BACKEND_REMOVED), now, out
+                    ("backend", vip_id, addr),
+                    prev,
+                    GONE,
+                    _backend_note(vip, addr, BACKEND_REMOVED),
+                    now,
+                    out,
                 )
 
 

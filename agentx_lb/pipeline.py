@@ -33,7 +33,7 @@ from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
 from agentx_lb.model import Health, RawScrape, Snapshot, VipRow
-from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, encode
+from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
 from agentx_lb.oids import Oid
 from agentx_lb.table import CellError
 
@@ -150,7 +150,7 @@ class Pipeline:
         self._vpp_version = ""
         self._last_good: float | None = None
         self._withdrawn = False
-        self._table_shape: tuple[object, ...] = ()
+        self._table_shape: tuple[ShapeRow, ...] = ()
         self._last_change_cs = 0  # event time (EventClock); 0: no change yet
         self._total_failures = 0
         self._last_error = ""
@@ -377,7 +377,7 @@ def run_in_thread(
     return thread
 
 
-def _table_shape(rows: tuple[VipRow, ...]) -> tuple[object, ...]:
+def _table_shape(rows: tuple[VipRow, ...]) -> tuple[ShapeRow, ...]:
     """What vppLbAgentVipTableLastChange tracks: the rows of both tables and each
     backend's state and weight; not flows or buckets, which move all the time."""
     return tuple(

@@ -30,11 +30,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from agentharness import AgentProc  # noqa: E402
+from agentharness import AgentProc
 
-from agentx_lb.emulator import EmulatedVpp  # noqa: E402
-from agentx_lb.oids import DEFAULT_ROOT, NotificationType, format_oid  # noqa: E402
-from agentx_lb.snmpd import PrivateSnmpd, PrivateSnmptrapd  # noqa: E402
+from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.oids import DEFAULT_ROOT, NotificationType, format_oid
+from agentx_lb.snmpd import PrivateSnmpd, PrivateSnmptrapd
 
 ROOT = format_oid(DEFAULT_ROOT)
 BACKEND = f"= OID: .{ROOT}.0.{int(NotificationType.BACKEND_STATE_CHANGE)}\t"
@@ -58,9 +58,13 @@ class Rig:
         self.snmpd = PrivateSnmpd(dirs[2], trap2sink=self.trapd.address)
         self.snmpd.start()
         self.agent = AgentProc.for_vpp(
-            dirs[0], self.snmpd.agentx_socket, dirs[3], interval_s=interval_s,
-            log_level="info", extra=("--notify-holddown", f"{holddown_s:g}"),
-        )  # fmt: skip
+            dirs[0],
+            self.snmpd.agentx_socket,
+            dirs[3],
+            interval_s=interval_s,
+            log_level="info",
+            extra=("--notify-holddown", f"{holddown_s:g}"),
+        )
         self.agent.wait_for("agentx connected")
         time.sleep(interval_s + 0.5)  # the first scrape (the baseline) is done
 
@@ -135,7 +139,9 @@ def _integer(line: str, column: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20)
-    ap.add_argument("--intervals", default="1,5", help="scrape intervals in seconds, comma separated")
+    ap.add_argument(
+        "--intervals", default="1,5", help="scrape intervals in seconds, comma separated"
+    )
     args = ap.parse_args()
     for interval_s in (float(x) for x in args.intervals.split(",")):
         d = delays(interval_s, args.samples)

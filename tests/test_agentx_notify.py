@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from snmpfixtures import make_snapshot
-from test_agentx import GET, V, FakeMaster, decode_response, request
+from test_agentx import GET, FakeMaster, V, decode_response, request
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.agentx.codec import FLAG_CONTEXT, FLAG_NBO, NOTIFY, Pdu
@@ -30,7 +30,7 @@ def note(i: int) -> bytes:
     return encode(n, ROOT)
 
 
-def respond_to(master: FakeMaster, conn, pdu: bytes, error: int = 0) -> None:  # noqa: ANN001
+def respond_to(master: FakeMaster, conn, pdu: bytes, error: int = 0) -> None:
     master.respond(conn, pdu, error)
 
 

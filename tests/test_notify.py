@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 
 import pytest
 
@@ -36,9 +37,7 @@ def vip(index: int, backends: dict[str, bool], port: int = 80) -> VipRow:
         encap=Encap.GRE4,
         protocol=6,
         port=port,
-        backends=tuple(
-            Backend(address=a, buckets=0, flows=0, used=u) for a, u in backends.items()
-        ),
+        backends=tuple(Backend(address=a, buckets=0, flows=0, used=u) for a, u in backends.items()),
     )
     return VipRow(vip=v, counters=VipCounters(), discontinuity_cs=0)
 
@@ -164,7 +163,7 @@ def test_holddown_under_flapping_final_state_rule() -> None:
         # At most one per key per hold-down: sends of one key at least 10 s apart.
         for typ in (VIP_CHANGE, BACKEND_CHANGE):
             times = [at for at, ty, _s in sent if ty == typ]
-            assert all(b - a >= 10.0 for a, b in zip(times, times[1:]))
+            assert all(b - a >= 10.0 for a, b in pairwise(times))
 
 
 def test_a_change_inside_the_holddown_is_sent_when_it_ends() -> None:
@@ -270,7 +269,9 @@ def test_holddown_zero_sends_every_change() -> None:
     f.scrape(two_vips(), 0.0)
     count = 0
     for i in range(1, 11):
-        count += sum(1 for n in f.scrape(two_vips(b2_used=i % 2 == 0), float(i)) if n.type == VIP_CHANGE)
+        count += sum(
+            1 for n in f.scrape(two_vips(b2_used=i % 2 == 0), float(i)) if n.type == VIP_CHANGE
+        )
     assert count == 10
 
 
@@ -280,8 +281,12 @@ def test_weight_or_flow_changes_are_not_state_changes() -> None:
     rows = two_vips()
     b = rows[1].vip.backends[0]
     changed = VipRow(
-        vip=Vip(**{**{s: getattr(rows[1].vip, s) for s in Vip.__slots__},
-                   "backends": (Backend(b.address, 99, 7, True, weight=5),)}),  # fmt: skip
+        vip=Vip(
+            **{
+                **{s: getattr(rows[1].vip, s) for s in Vip.__slots__},
+                "backends": (Backend(b.address, 99, 7, True, weight=5),),
+            }
+        ),
         counters=VipCounters(),
         discontinuity_cs=0,
     )
@@ -293,7 +298,7 @@ def test_untracked_once_quiet_for_a_holddown() -> None:
     f.scrape(two_vips(), 0.0)
     f.scrape(two_vips(b2_used=False), 1.0)
     assert f.n.due(11.0) == []
-    assert f.n._tracks == {}  # noqa: SLF001  memory stays bounded by recent changes
+    assert f.n._tracks == {}
 
 
 # ---------------------------------------------------------------- encoding
@@ -338,7 +343,10 @@ def test_encode_backend_and_connection_changes() -> None:
     suffix = backend_suffix(3, "2001:db8::5")
     assert suffix[:3] == (3, 2, 16) and len(suffix) == 19
     vbs = _varbinds(encode(Notification(BACKEND_CHANGE, suffix, ("x", BACKEND_USED)), r))
-    assert [oid for _t, oid, _v in vbs[1:]] == [(*r, 1, 3, 1, 7, *suffix), (*r, 1, 3, 1, 3, *suffix)]
+    assert [oid for _t, oid, _v in vbs[1:]] == [
+        (*r, 1, 3, 1, 7, *suffix),
+        (*r, 1, 3, 1, 3, *suffix),
+    ]
     vbs = _varbinds(encode(Notification(CONN_CHANGE, (0,), (TRUTH_FALSE, "")), r))
     assert [(t, oid) for t, oid, _v in vbs[1:]] == [(2, (*r, 1, 1, 1, 0)), (4, (*r, 1, 1, 9, 0))]
 

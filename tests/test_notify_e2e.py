@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,9 @@ class Traps:
         return [t for t in self.ours() if t.trap == trap_oid]
 
     def wait(self, trap_oid: str, count: int = 1, timeout_s: float = WAIT_S) -> list[Trap]:
-        return wait_until(lambda: (got := self.of(trap_oid)) and len(got) >= count and got,
-                          timeout_s)  # fmt: skip
+        return wait_until(
+            lambda: (got := self.of(trap_oid)) and len(got) >= count and got, timeout_s
+        )
 
 
 @dataclass
@@ -96,8 +98,13 @@ def stack_factory(
 ) -> Iterator[Callable[..., Stack]]:
     started: list[PrivateSnmpd | PrivateSnmptrapd] = []
 
-    def make(*, holddown_s: float = 10.0, interval_s: float = 1.0, trapd_kw: dict | None = None,
-             extra: tuple[str, ...] = ()) -> Stack:  # fmt: skip
+    def make(
+        *,
+        holddown_s: float = 10.0,
+        interval_s: float = 1.0,
+        trapd_kw: dict | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> Stack:
         vpp = make_vpp(workers=2)
         vip = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
         vpp.add_backend(vip, "10.0.0.1")
@@ -113,9 +120,12 @@ def stack_factory(
         started.append(snmpd)
         snmpd.start()
         agent = AgentProc.for_vpp(
-            str(vpp.run_dir), snmpd.agentx_socket, os.path.join(short_tmpdir, "state"),
-            interval_s=interval_s, extra=("--notify-holddown", f"{holddown_s:g}", *extra),
-        )  # fmt: skip
+            str(vpp.run_dir),
+            snmpd.agentx_socket,
+            os.path.join(short_tmpdir, "state"),
+            interval_s=interval_s,
+            extra=("--notify-holddown", f"{holddown_s:g}", *extra),
+        )
         agents.append(agent)
         agent.wait_for("agentx connected")
         agent.wait_for("scrape ok")
@@ -184,7 +194,9 @@ def test_vpp_lost_and_back(stack_factory: Callable[..., Stack]) -> None:
     assert s.traps.of(VIP_CHANGE) == [] and s.traps.of(BACKEND_CHANGE) == []
 
 
-def test_vpp_restart_yields_connection_notifications_only(stack_factory: Callable[..., Stack]) -> None:
+def test_vpp_restart_yields_connection_notifications_only(
+    stack_factory: Callable[..., Stack],
+) -> None:
     s = stack_factory(holddown_s=1.0)
     mark = s.agent.mark()
     s.vpp.kill()  # crashed: scrapes fail
@@ -235,14 +247,16 @@ def test_holddown_under_flapping_and_the_final_state(stack_factory: Callable[...
     be_traps = s.traps.of(BACKEND_CHANGE)
     for traps in (vip_traps, be_traps):
         assert 1 <= len(traps) <= 2, traps
-        gaps = [b.uptime_cs - a.uptime_cs for a, b in zip(traps, traps[1:])]
+        gaps = [b.uptime_cs - a.uptime_cs for a, b in pairwise(traps)]
         assert all(g >= 1000 - 10 for g in gaps), gaps  # one per 10 s (snmpd's clock, cs)
     # The last notification states the current status.
     assert vip_traps[-1].value(f"{VIP_COL}.13.{s.vip}") == "2"
     assert be_traps[-1].value(f"{BACKEND_COL}.3.{s.vip}.1.4.10.0.0.1") == "2"
 
 
-def test_change_inside_the_holddown_is_sent_when_it_ends(stack_factory: Callable[..., Stack]) -> None:
+def test_change_inside_the_holddown_is_sent_when_it_ends(
+    stack_factory: Callable[..., Stack],
+) -> None:
     s = stack_factory(holddown_s=4.0)
     s.vpp.remove_backend(s.vip, "10.0.0.1")
     (down,) = s.traps.wait(VIP_CHANGE)
@@ -286,8 +300,11 @@ def test_received_by_name_with_the_mib_loaded(stack_factory: Callable[..., Stack
         pytest.skip(f"base MIB modules from {SHARED_MIBS} are not here; names cannot resolve")
     s = stack_factory(
         holddown_s=2.0,
-        trapd_kw={"mibdirs": f"{REPO / 'mibs'}:{SHARED_MIBS}", "mibs": "ALL",
-                  "fmt": "NAMED %v\n"},  # fmt: skip
+        trapd_kw={
+            "mibdirs": f"{REPO / 'mibs'}:{SHARED_MIBS}",
+            "mibs": "ALL",
+            "fmt": "NAMED %v\n",
+        },
     )
     s.vpp.remove_backend(s.vip, "10.0.0.1")
     want = [
@@ -305,8 +322,10 @@ def test_received_by_name_with_the_mib_loaded(stack_factory: Callable[..., Stack
 
     line = wait_until(named, WAIT_S)
     assert line.split("\t")[1:] == want
-    be = wait_until(lambda: next((x for x in s.trapd.lines("NAMED ")
-                                  if "vppLbBackendStateChange" in x), None), WAIT_S)  # fmt: skip
+    be = wait_until(
+        lambda: next((x for x in s.trapd.lines("NAMED ") if "vppLbBackendStateChange" in x), None),
+        WAIT_S,
+    )
     assert "IPNG-VPP-LB-MIB::vppLbBackendState." in be and "= INTEGER: removed(2)" in be
 
 

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import pytest
+from test_pipeline import DOWN, FakeStop, harness, raw, vip
 
 from agentx_lb.model import Backend
 from agentx_lb.notify import encode
 from agentx_lb.oids import DEFAULT_ROOT, NotificationType
-from test_pipeline import DOWN, FakeStop, harness, raw, vip
 
 ROOT_ARCS = len(DEFAULT_ROOT)
 
@@ -19,7 +19,8 @@ ROOT_ARCS = len(DEFAULT_ROOT)
 def with_backends(index: int, **used: bool) -> Any:
     v = vip(index)
     backends = tuple(
-        Backend(address=f"10.0.{index}.{n[1:]}", buckets=0, flows=0, used=u) for n, u in used.items()
+        Backend(address=f"10.0.{index}.{n[1:]}", buckets=0, flows=0, used=u)
+        for n, u in used.items()
     )
     return type(v)(**{**{s: getattr(v, s) for s in type(v).__slots__}, "backends": backends})
 
@@ -113,6 +114,6 @@ def test_a_value_that_cannot_be_encoded_is_skipped_and_logged(
     bad = Notification(NotificationType.VIP_OPER_STATUS_CHANGE, (1,), ("x", 2**40, 0))
     good = Notification(NotificationType.VIP_OPER_STATUS_CHANGE, (1,), ("x", 2, 0))
     with caplog.at_level(logging.WARNING):
-        p._send([bad, good])  # noqa: SLF001
+        p._send([bad, good])
     assert sink.batches == [[encode(good, DEFAULT_ROOT)]]
     assert "notification not sent" in caplog.text

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import pyagentx3
 from pyagentx3.pdu import PDU
 
-from agentx_lb.oids import Oid, WireError, decode_oid, encode_oid, echo_oid
+from agentx_lb.oids import Oid, WireError, decode_oid, echo_oid, encode_oid
 
 __all__ = [
     "CLOSE_OTHER",

@@ -48,9 +48,7 @@ class Outbox:
                     self.dropped += 1
                     self._unreported += 1
                     if self._unreported == 1:
-                        log.warning(
-                            "notification queue full: oldest dropped limit=%d", self.maxlen
-                        )
+                        log.warning("notification queue full: oldest dropped limit=%d", self.maxlen)
                 self.queue.append(vb)
         self.wake()
 

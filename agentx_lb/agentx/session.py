@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable
 
 from agentx_lb.agentx import codec
-from agentx_lb.agentx.outbox import Outbox
 from agentx_lb.agentx.codec import (
     CLOSE_OTHER,
     CLOSE_SHUTDOWN,
@@ -50,6 +49,7 @@ from agentx_lb.agentx.codec import (
     payload_length,
     response,
 )
+from agentx_lb.agentx.outbox import Outbox
 from agentx_lb.oids import Oid, format_oid
 
 __all__ = ["Connection", "Session"]
