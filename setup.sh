@@ -6,6 +6,8 @@
 #                     install, then run the real-VPP tier against the VPP
 #                     installed under PREFIX (bin/vpp with the lb plugin; root)
 #   ./setup.sh deb    build dist/agentx-lb_<version>_all.deb with Debian's tools, then lintian
+#   ./setup.sh check  install the test extra (pinned ruff, mypy), then scripts/check:
+#                     ruff lint, ruff format --check, mypy strict (CI runs it before the tests)
 # It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools, snmptrapd
 # (the notification tests' receiver) and prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 # `deb` installs the build tools instead (debhelper, dh-virtualenv, lintian) and needs no .venv.
@@ -14,11 +16,11 @@ cd "$(dirname "$0")"
 
 mode=${1:-}
 case "$mode" in
-  demo|test|install|deb) ;;
+  demo|test|install|deb|check) ;;
   test-realvpp)
     [ $# -ge 2 ] || { echo "usage: ./setup.sh test-realvpp VPP_PREFIX [pytest args]" >&2; exit 2; }
     ;;
-  *) echo "usage: ./setup.sh demo|test|test-realvpp PREFIX|install|deb" >&2; exit 2 ;;
+  *) echo "usage: ./setup.sh demo|test|test-realvpp PREFIX|install|deb|check" >&2; exit 2 ;;
 esac
 
 # The agent needs only net-snmp; the tests also check the MIB and the NMS tools.
@@ -26,6 +28,8 @@ apt_packages=(snmpd snmp)
 case "$mode" in test|test-realvpp) apt_packages+=(smitools snmptrapd prometheus-snmp-exporter tmux) ;; esac
 # The package is built by Debian's tools with Debian's python3 (not $PYTHON).
 [ "$mode" = deb ] && apt_packages=(build-essential debhelper dh-virtualenv python3-venv lintian)
+# The check reads the source only: no net-snmp.
+[ "$mode" = check ] && apt_packages=()
 py=${PYTHON:-python3}
 [ "$mode" = deb ] && py=/usr/bin/python3
 
@@ -89,11 +93,22 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-if [ "$mode" = test ] || [ "$mode" = test-realvpp ]; then
-  .venv/bin/python -m pip install -q -e '.[test]'
+if [ "$mode" = check ]; then
+  # Install only when pyproject.toml changed since the last check's install:
+  # the check must stay fast when nothing changed (a pre-stop hook runs it).
+  stamp=.venv/.check-installed
+  if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[test]'
+    cp pyproject.toml "$stamp"
+  fi
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  if [ "$mode" = test ] || [ "$mode" = test-realvpp ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
 fi
 
 case "$mode" in
@@ -101,5 +116,6 @@ case "$mode" in
   test) exec .venv/bin/python -m pytest "${@:2}" ;;
   test-realvpp)
     AXLB_REALVPP_PREFIX=$(realpath "$2") exec .venv/bin/python -m pytest -m realvpp -s tests/realvpp "${@:3}" ;;
+  check) exec scripts/check ;;
   install) echo "setup: installed into .venv (run .venv/bin/agentx-lb --help)" ;;
 esac

@@ -61,8 +61,7 @@ _FLAG_HELP: Mapping[str, str] = {
     "oid_root": "OID under which the MIB is served (default 1.3.6.1.4.1.8072.9999.9999.8298)",
     "state_dir": "directory of the counter state file (default /var/lib/agentx-lb)",
     "log_level": "debug, info, warning or error (default info)",
-    "metrics_listen": "serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9744 "
-    "(default: off)",
+    "metrics_listen": "serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9744 (default: off)",
     "notifications": "send SNMP notifications through snmpd: true or false (default true)",
     "notify_holddown_s": "seconds: at most one notification per VIP, backend and the VPP "
     "connection per this long; a change held back is sent when it ends (default 10)",
@@ -80,21 +79,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _options() -> argparse.ArgumentParser:
+def _options() -> _Parser:
     """Options shared by the main parser and every command (SUPPRESS: no default)."""
     opts = _Parser(add_help=False)
     s = argparse.SUPPRESS
-    opts.add_argument("--config", metavar="PATH", default=s, help=(
-        f"TOML config file (default {config.DEFAULT_CONFIG_PATH} if present; "
-        f"env {config.ENV_CONFIG_PATH})"
-    ))
     opts.add_argument(
-        "--check-config", action="store_true", default=s,
+        "--config",
+        metavar="PATH",
+        default=s,
+        help=(
+            f"TOML config file (default {config.DEFAULT_CONFIG_PATH} if present; "
+            f"env {config.ENV_CONFIG_PATH})"
+        ),
+    )
+    opts.add_argument(
+        "--check-config",
+        action="store_true",
+        default=s,
         help="validate the configuration and exit (0 ok, 2 with one line naming the problem)",
     )
     for key, flag in config.FLAGS.items():
         opts.add_argument(
-            flag, dest=key, metavar=key.upper(), default=s,
+            flag,
+            dest=key,
+            metavar=key.upper(),
+            default=s,
             help=f"{_FLAG_HELP[key]}; env {config.env_name(key)}",
         )
     return opts
@@ -118,28 +127,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--backends", action="store_true", help="also print the backend table")
     top = sub.add_parser(
-        "top", parents=[opts],
+        "top",
+        parents=[opts],
         help="live per-VIP rates, refreshed every interval_s (q quits)",
     )
     top.add_argument(
-        "--sort", default="f", metavar="KEY", choices=_sort_keys(),
+        "--sort",
+        default="f",
+        metavar="KEY",
+        choices=_sort_keys(),
         help="initial sort key (shown on screen: f first/s, d drops/s, n next/s, ...; default f)",
     )
     sub.add_parser("mib", parents=[opts], help="print the MIB module for the configured root")
     demo = sub.add_parser(
-        "demo", parents=[opts],
+        "demo",
+        parents=[opts],
         help="emulated VPP + private snmpd + the agent (no VPP, no root needed)",
     )
     demo.add_argument(
-        "--duration", type=float, default=None, metavar="SECONDS",
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="stop by itself after this many seconds (default: until Ctrl-C)",
     )
     return parser
 
 
-def parse_config(
-    args: argparse.Namespace, environ: Mapping[str, str]
-) -> tuple[Config, str | None]:
+def parse_config(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Config, str | None]:
     """Namespace + environment -> (Config, config file used or None)."""
     flags = {k: getattr(args, k) for k in config.KEYS if hasattr(args, k)}
     path = getattr(args, "config", None) or environ.get(config.ENV_CONFIG_PATH) or None
@@ -304,7 +319,9 @@ def _show(cfg: Config, out: TextIO, err: TextIO, *, backends: bool) -> int:
     finally:
         scraper.close()
     text = render(
-        scrape.rows, vpp_version=scrape.raw.vpp_version, backends=backends,
+        scrape.rows,
+        vpp_version=scrape.raw.vpp_version,
+        backends=backends,
         style=terminal_style(out),
     )
     out.write(text)
@@ -368,9 +385,14 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
     log.info(
         "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g "
         "notifications=%s notify_holddown_s=%g",
-        __version__, cfg.vpp_api_socket, cfg.vpp_stats_socket, cfg.agentx_socket,
-        ".".join(map(str, cfg.oid_root)), cfg.interval_s,
-        "on" if cfg.notifications else "off", cfg.notify_holddown_s,
+        __version__,
+        cfg.vpp_api_socket,
+        cfg.vpp_stats_socket,
+        cfg.agentx_socket,
+        ".".join(map(str, cfg.oid_root)),
+        cfg.interval_s,
+        "on" if cfg.notifications else "off",
+        cfg.notify_holddown_s,
     )
     source = VppSource(
         cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s

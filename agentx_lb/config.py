@@ -130,9 +130,7 @@ def load(
     for key, value in flags.items():
         if key not in KEYS:
             raise ConfigError(f"flag {key}: unknown setting")
-        values[key] = _convert(
-            key, value, f"flag {FLAGS[key]}", from_text=isinstance(value, str)
-        )
+        values[key] = _convert(key, value, f"flag {FLAGS[key]}", from_text=isinstance(value, str))
     return Config(**values)
 
 
@@ -302,7 +300,9 @@ def _oid_root(value: Any, _from_text: bool) -> Oid:
         raise _Invalid(f"has {len(root)} sub-ids; at most {MAX_ROOT_LEN} leave room for our tables")
     for reserved in _RESERVED_SUBTREES:
         if root[: len(reserved)] == reserved:
-            raise _Invalid(f"{text} is inside {oids.format_oid(reserved)}, which snmpd serves itself")
+            raise _Invalid(
+                f"{text} is inside {oids.format_oid(reserved)}, which snmpd serves itself"
+            )
     return root
 
 

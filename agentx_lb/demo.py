@@ -80,7 +80,9 @@ def commands(address: str, root: tuple[int, ...], mib_dir: str, base_dirs: list[
         walk=f"snmpwalk -v2c -c public -On {address} {dotted}",
         # snmptable needs the MIB to know the columns; a numeric walk does not.
         walk_packets=f"snmpwalk -v2c -c public -On {address} {packets}",
-        table_by_name=f"snmptable -v2c -c public {named} -Ci -Cw 200 {address} {MIB_MODULE}::vppLbVipTable",
+        table_by_name=(
+            f"snmptable -v2c -c public {named} -Ci -Cw 200 {address} {MIB_MODULE}::vppLbVipTable"
+        ),
         walk_by_name=f"snmpwalk -v2c -c public {named} {address} {MIB_MODULE}::ipngVppLbMIB",
     )
 
@@ -108,7 +110,9 @@ class _Traffic:
                     )
 
 
-def _thread(name: str, target: Any, stop: threading.Event, crashed: threading.Event) -> threading.Thread:
+def _thread(
+    name: str, target: Any, stop: threading.Event, crashed: threading.Event
+) -> threading.Thread:
     def body() -> None:
         try:
             target(stop)
@@ -166,7 +170,9 @@ def run_demo(
         with open(os.path.join(mib_dir, f"{MIB_MODULE}.txt"), "w", encoding="ascii") as f:
             f.write(render_mib(cfg.oid_root))
 
-        source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s)
+        source = VppSource(
+            vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s
+        )
         events = EventClock()
         agent = LbAgent(
             snmpd.agentx_socket,
@@ -188,7 +194,10 @@ def run_demo(
 
         bases = base_mib_dirs()
         cmds = commands(snmpd.address, cfg.oid_root, mib_dir, bases)
-        say(f"demo: workdir={workdir} snmpd={snmpd.address} snmpd_pid={snmpd.pid} vips={len(indices)}")
+        say(
+            f"demo: workdir={workdir} snmpd={snmpd.address} snmpd_pid={snmpd.pid}"
+            f" vips={len(indices)}"
+        )
         say("demo: in another terminal, numeric OIDs (no MIB needed):")
         say(f"  {cmds.walk}")
         say(f"  {cmds.walk_packets}")
@@ -200,7 +209,10 @@ def run_demo(
                 "demo: note: no base MIBs (SNMPv2-SMI, ...) found; Debian ships none: install "
                 "snmp-mibs-downloader or add a directory with them to -M"
             )
-        say("demo: Ctrl-C to stop" + (f" (stops by itself after {duration_s:g}s)" if duration_s else ""))
+        say(
+            "demo: Ctrl-C to stop"
+            + (f" (stops by itself after {duration_s:g}s)" if duration_s else "")
+        )
 
         traffic = _Traffic(vpp, indices)
         threads.append(_thread("traffic", traffic.run, stop, crashed))

@@ -70,7 +70,9 @@ class FailureStreak:
             if isinstance(error, BaseException):
                 self._log.debug("%s failure traceback", self._what, exc_info=error)
         else:
-            self._log.debug("%s failed again count=%d err=%s%s", self._what, self.count, error, extra)
+            self._log.debug(
+                "%s failed again count=%d err=%s%s", self._what, self.count, error, extra
+            )
 
     def success(self) -> None:
         if self.count:

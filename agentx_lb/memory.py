@@ -72,7 +72,7 @@ def _libc_function(name: str) -> Callable[..., int] | None:
     if libc is None:
         return None
     try:
-        return getattr(ctypes.CDLL(libc), name)  # type: ignore[no-any-return]
+        return getattr(ctypes.CDLL(libc), name)  # type: ignore[no-any-return]  # ctypes symbols are untyped
     except (OSError, AttributeError):
         return None
 

@@ -35,9 +35,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -60,8 +59,15 @@ from agentx_lb.errors import AgentxLbError
 from agentx_lb.model import PORT_ANY, PROTOCOL_ANY, Backend, Snapshot, Vip, VipRow
 
 __all__ = [
-    "HealthCollector", "LbCollector", "MetricsApp", "MetricsListenError", "MetricsServer",
-    "TableCollector", "build_registry", "encode_table", "vip_labels",
+    "HealthCollector",
+    "LbCollector",
+    "MetricsApp",
+    "MetricsListenError",
+    "MetricsServer",
+    "TableCollector",
+    "build_registry",
+    "encode_table",
+    "vip_labels",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,18 +80,37 @@ _PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp", PRO
 
 # (metric, VipCounters field, help): the Counter64 columns of vppLbVipTable.
 _VIP_COUNTERS = (
-    ("vip_next_packets", "next_packets",
-     "Packets of existing sessions (VPP lb 'packet from existing sessions'; vppLbVipNextPackets)."),
-    ("vip_first_packets", "first_packets",
-     "First packets of new sessions (VPP lb 'first session packet'; vppLbVipFirstPackets)."),
-    ("vip_untracked_packets", "untracked_packets",
-     "Untracked packets (VPP lb 'untracked packet'; vppLbVipUntrackedPackets)."),
-    ("vip_no_server_packets", "no_server_packets",
-     "Packets dropped: no backend (VPP lb 'no server configured'; vppLbVipNoServerPackets)."),
-    ("vip_route_packets", "route_packets",
-     "Packets to the VIP prefix's FIB entry (/net/route/to; shared by VIPs on one prefix)."),
-    ("vip_route_bytes", "route_octets",
-     "Bytes to the VIP prefix's FIB entry (/net/route/to; shared by VIPs on one prefix)."),
+    (
+        "vip_next_packets",
+        "next_packets",
+        "Packets of existing sessions"
+        " (VPP lb 'packet from existing sessions'; vppLbVipNextPackets).",
+    ),
+    (
+        "vip_first_packets",
+        "first_packets",
+        "First packets of new sessions (VPP lb 'first session packet'; vppLbVipFirstPackets).",
+    ),
+    (
+        "vip_untracked_packets",
+        "untracked_packets",
+        "Untracked packets (VPP lb 'untracked packet'; vppLbVipUntrackedPackets).",
+    ),
+    (
+        "vip_no_server_packets",
+        "no_server_packets",
+        "Packets dropped: no backend (VPP lb 'no server configured'; vppLbVipNoServerPackets).",
+    ),
+    (
+        "vip_route_packets",
+        "route_packets",
+        "Packets to the VIP prefix's FIB entry (/net/route/to; shared by VIPs on one prefix).",
+    ),
+    (
+        "vip_route_bytes",
+        "route_octets",
+        "Bytes to the VIP prefix's FIB entry (/net/route/to; shared by VIPs on one prefix).",
+    ),
 )
 
 
@@ -140,8 +165,11 @@ def _backend_values(backend: Backend) -> tuple[int | None, ...]:
 
 
 def _info_labels(vip: Vip, labels: dict[str, str]) -> dict[str, str]:
-    return {**labels, "index": str(vip.index),
-            "src_ip_sticky": "true" if vip.src_ip_sticky else "false"}
+    return {
+        **labels,
+        "index": str(vip.index),
+        "src_ip_sticky": "true" if vip.src_ip_sticky else "false",
+    }
 
 
 class HealthCollector:
@@ -167,7 +195,8 @@ class HealthCollector:
         )
         if h.vpp_version:
             yield InfoMetricFamily(
-                f"{PREFIX}_vpp", "The VPP release read (vppLbAgentVppVersion).",
+                f"{PREFIX}_vpp",
+                "The VPP release read (vppLbAgentVppVersion).",
                 value={"version": h.vpp_version},
             )
         yield GaugeMetricFamily(
@@ -197,7 +226,8 @@ class HealthCollector:
         )
         if h.last_error:
             yield InfoMetricFamily(
-                f"{PREFIX}_last_error", "Why the last failed scrape failed (vppLbAgentLastError).",
+                f"{PREFIX}_last_error",
+                "Why the last failed scrape failed (vppLbAgentLastError).",
                 value={"error": h.last_error},
             )
         s = snap.settings
@@ -206,7 +236,8 @@ class HealthCollector:
         if s.flow_timeout_s is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_conf_flow_timeout_seconds",
-                "LB flow timeout (show lb; vppLbConfFlowTimeout).", value=s.flow_timeout_s,
+                "LB flow timeout (show lb; vppLbConfFlowTimeout).",
+                value=s.flow_timeout_s,
             )
         if s.sticky_buckets_per_core is not None:
             yield GaugeMetricFamily(
@@ -215,8 +246,12 @@ class HealthCollector:
                 value=s.sticky_buckets_per_core,
             )
         sources = {
-            k: v for k, v in (("ip4_src_address", s.ip4_src_address),
-                              ("ip6_src_address", s.ip6_src_address)) if v is not None
+            k: v
+            for k, v in (
+                ("ip4_src_address", s.ip4_src_address),
+                ("ip6_src_address", s.ip6_src_address),
+            )
+            if v is not None
         }
         if sources:
             yield InfoMetricFamily(
@@ -247,10 +282,12 @@ class TableCollector:
             for metric, field, help_ in _VIP_COUNTERS
         ]
         gauges = [GaugeMetricFamily(f"{PREFIX}_{m}", h, labels=VIP_LABELS) for m, h in _VIP_GAUGES]
-        info = InfoMetricFamily(f"{PREFIX}_{_VIP_INFO[0]}", _VIP_INFO[1],
-                                labels=(*VIP_LABELS, "index", "src_ip_sticky"))
-        backend = [GaugeMetricFamily(f"{PREFIX}_{m}", h, labels=BACKEND_LABELS)
-                   for m, h in _BACKEND_GAUGES]
+        info = InfoMetricFamily(
+            f"{PREFIX}_{_VIP_INFO[0]}", _VIP_INFO[1], labels=(*VIP_LABELS, "index", "src_ip_sticky")
+        )
+        backend = [
+            GaugeMetricFamily(f"{PREFIX}_{m}", h, labels=BACKEND_LABELS) for m, h in _BACKEND_GAUGES
+        ]
         for row in snap.rows:
             vip = row.vip
             labels = vip_labels(vip)
@@ -258,14 +295,14 @@ class TableCollector:
                 value = getattr(row.counters, field)
                 if value is not None:  # unknown route counters: no sample, never 0
                     _add(family, family.name + "_total", labels, value)
-            for family, value in zip(gauges, _vip_values(row), strict=True):
-                _add(family, family.name, labels, value)
+            for gauge, value in zip(gauges, _vip_values(row), strict=True):
+                _add(gauge, gauge.name, labels, value)
             _add(info, info.name + "_info", _info_labels(vip, labels), 1)
             for b in vip.backends:
                 b_labels = {"name": vip.name, "backend": b.address}
-                for family, b_value in zip(backend, _backend_values(b), strict=True):
+                for b_gauge, b_value in zip(backend, _backend_values(b), strict=True):
                     if b_value is not None:
-                        _add(family, family.name, b_labels, b_value)
+                        _add(b_gauge, b_gauge.name, b_labels, b_value)
         yield from (family for family, _ in counters)
         yield from gauges
         yield info
@@ -289,6 +326,7 @@ class LbCollector:
 
 
 # ---------------------------------------------------------------- the fast encoder
+
 
 def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
@@ -332,8 +370,9 @@ def encode_table(snap: Snapshot) -> str:
         name_text = f'name="{_escape(vip.name)}"'
         for b in vip.backends:
             b_text = f'{{backend="{_escape(b.address)}",{name_text}}}'
-            for lines, name, b_value in zip(backend_lines, backend_names, _backend_values(b),
-                                            strict=True):
+            for lines, name, b_value in zip(
+                backend_lines, backend_names, _backend_values(b), strict=True
+            ):
                 if b_value is not None:
                     lines.append(f"{name}{b_text} {b_value}\n")
     out: list[str] = []
@@ -416,7 +455,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """No access log: Prometheus scrapes every 15 s."""
 
 
@@ -432,14 +471,17 @@ class MetricsServer:
         try:
             family, address = _family(host, port)
             server_class = type("_BoundServer", (_Server,), {"address_family": family})
-            self._server = make_server(
-                address, port, _not_ready, server_class=server_class,
+            self._server: WSGIServer = make_server(
+                address,
+                port,
+                _not_ready,
+                server_class=server_class,
                 handler_class=_QuietHandler,
             )
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise MetricsListenError(f"cannot listen on {listen}: {reason}") from exc
-        self.address: tuple[str, int] = self._server.server_address[:2]  # type: ignore[assignment]
+        self.address: tuple[str, int] = self._server.server_address[:2]
         self._thread: threading.Thread | None = None
 
     def start(self, snapshot: Callable[[], Snapshot]) -> None:

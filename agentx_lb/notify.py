@@ -69,7 +69,10 @@ GONE = 0  # a backend VPP no longer lists (sent as removed(2))
 _VPP_KEY = ("vpp",)  # other keys: ("vip", identity), ("backend", identity, address)
 
 # One row of the pipeline's table shape: (VIP identity, ((address, used, weight), ...)).
-ShapeRow = tuple[tuple[int, str, int, int], tuple[tuple[str, bool, int | None], ...]]
+VipId = tuple[int, str, int, int]
+BackendShape = tuple[tuple[str, bool, int | None], ...]
+ShapeRow = tuple[VipId, BackendShape]
+Shape = dict[VipId, BackendShape]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,7 @@ class Notifier:
 
     def __init__(self, holddown_s: float = DEFAULT_HOLDDOWN_S) -> None:
         self.holddown_s = holddown_s
-        self._shape: dict[tuple[int, str, int, int], tuple[tuple[str, bool, int | None], ...]] = {}
+        self._shape: Shape = {}
         self._shape_rows: tuple[ShapeRow, ...] | None = None  # as passed last time
         self._baseline = False  # False until the first observation
         self._connected: bool | None = None
@@ -206,7 +209,7 @@ class Notifier:
             tr.sent = state
             tr.until = now + self.holddown_s
 
-    def _rebaseline(self, shape: dict) -> None:
+    def _rebaseline(self, shape: Shape) -> None:
         """Take every row as it is now: nothing waiting, hold-downs kept."""
         self.rebaselines += 1
         for key, tr in list(self._tracks.items()):
@@ -224,7 +227,7 @@ class Notifier:
             tr.note = None
 
     def _diff(
-        self, rows: Sequence[VipRow], old: dict, new: dict, now: float, out: list[Notification]
+        self, rows: Sequence[VipRow], old: Shape, new: Shape, now: float, out: list[Notification]
     ) -> None:
         for vip_id in old.keys() - new.keys():  # gone VIPs: forgotten with their backends
             self._tracks.pop(("vip", vip_id), None)

@@ -32,7 +32,7 @@ from agentx_lb.clock import EventClock
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
-from agentx_lb.model import Health, RawScrape, Snapshot, VipRow
+from agentx_lb.model import Health, LbSettings, RawScrape, Snapshot, VipRow
 from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
 from agentx_lb.oids import Oid
 from agentx_lb.table import CellError
@@ -146,7 +146,7 @@ class Pipeline:
             # which from then on says "running" (not a clean stop) until close().
 
         self._rows: tuple[VipRow, ...] = ()
-        self._settings = None
+        self._settings: LbSettings | None = None
         self._vpp_version = ""
         self._last_good: float | None = None
         self._withdrawn = False
@@ -284,11 +284,9 @@ class Pipeline:
             consecutive_failures=self._failures.count,
             last_error=self._last_error,
         )
-        snapshot = Snapshot(
-            rows=self._rows, settings=self._settings, health=health, taken_at=since
-        )
+        snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health, taken_at=since)
         if self._incremental:
-            table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]
+            table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]  # the default builder takes previous
         else:
             table = self._build_table(snapshot, self._root)
         self._table = None  # let the old table go as soon as the agent drops it
@@ -368,7 +366,7 @@ def run_in_thread(
     def target() -> None:
         try:
             pipeline.run(stop)
-        except Exception:  # noqa: BLE001  run() logged it with its traceback already
+        except Exception:
             crashed.set()
             stop.set()
 

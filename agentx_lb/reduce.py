@@ -40,7 +40,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from operator import add, attrgetter, itemgetter, le
-from typing import Any, overload
+from typing import Any, TypeGuard, overload
 
 from agentx_lb.model import RawScrape, Vip, VipCounters, VipRow
 
@@ -111,7 +111,7 @@ class CombinedRow(Sequence[tuple[int, int]]):
             return list(self) == [tuple(pair) for pair in other]
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable on purpose (mutable); typeshed wants a method
 
     def __repr__(self) -> str:
         return f"CombinedRow({list(self)!r})"
@@ -176,7 +176,11 @@ def _raw_values(
 def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     """Counters of every VIP in `raw`, keyed by VIP index, summed over threads."""
     _, _, values = _raw_values(raw, raw.vips)
-    return {vip.index: VipCounters(*v) for vip, v in zip(raw.vips, values, strict=True)}
+    # The four LB sums are never None (only the route pair may be).
+    return {
+        vip.index: VipCounters(*v)  # type: ignore[arg-type]  # see above
+        for vip, v in zip(raw.vips, values, strict=True)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +249,7 @@ class CounterState:
         return cls(instance, parsed, unclean=doc.get("clean") is not True)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -328,7 +332,7 @@ def reduce(
             and stats_index is not None  # then no value is None
             and stats_index == old.route_stats_index
             and None not in old.last_raw
-            and all(map(le, old.last_raw, values))
+            and all(map(le, old.last_raw, values))  # type: ignore[arg-type]  # no None: see above
         ):
             # The common case: nothing reset, so offsets and time are unchanged.
             disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
@@ -346,11 +350,10 @@ def reduce(
             served = values
         else:
             served = tuple(
-                None if v is None else off + v
-                for off, v in zip(row.offsets, values, strict=True)
+                None if v is None else off + v for off, v in zip(row.offsets, values, strict=True)
             )
         # The four LB counters are sums, never None; the route pair may be.
-        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))
+        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))  # type: ignore[arg-type]  # LB sums: never None
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
     absent = list(previous.values())
@@ -378,7 +381,9 @@ def _still_retained(absent: Iterable[RowState], now_cs: int, retain_cs: int) -> 
         if since is None or since > now_cs:  # new, or stamped by an earlier process
             since = now_cs
         if now_cs - since < retain_cs:
-            kept.append(row if since == row.absent_since_cs else replace(row, absent_since_cs=since))
+            kept.append(
+                row if since == row.absent_since_cs else replace(row, absent_since_cs=since)
+            )
     return kept
 
 

@@ -28,7 +28,8 @@ class SnmpError(RuntimeError):
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class PrivateSnmpd:
@@ -40,7 +41,9 @@ class PrivateSnmpd:
         """`trap2sink`: "127.0.0.1:PORT" to forward every notification to as an
         SNMPv2c trap (community public), e.g. a `PrivateSnmptrapd`."""
         if not os.path.exists(SNMPD):
-            raise SnmpError(f"{SNMPD} not found: install Debian's snmpd package (apt-get install snmpd)")
+            raise SnmpError(
+                f"{SNMPD} not found: install Debian's snmpd package (apt-get install snmpd)"
+            )
         self.workdir = workdir
         self._port = port or free_udp_port()
         self.conf = os.path.join(workdir, "snmpd.conf")
@@ -84,8 +87,20 @@ class PrivateSnmpd:
         if self.running:
             return
         # -C: ignore system config files; -Lo/-Lf: log to stdout and a file.
-        cmd = [SNMPD, "-f", "-Lo", "-Lf", self.logfile, "-C", "-c", self.conf,
-               "-p", os.path.join(self.workdir, "snmpd.pid"), "-M", "/dev/null"]
+        cmd = [
+            SNMPD,
+            "-f",
+            "-Lo",
+            "-Lf",
+            self.logfile,
+            "-C",
+            "-c",
+            self.conf,
+            "-p",
+            os.path.join(self.workdir, "snmpd.pid"),
+            "-M",
+            "/dev/null",
+        ]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -142,8 +157,15 @@ class PrivateSnmpd:
 
     # ---- client tools (stdout returned; SnmpError with stderr on failure)
 
-    def _run(self, tool: str, args: Sequence[str], *, timeout: str = "2", retries: str = "1",
-             mibdirs: str | None = None) -> str:
+    def _run(
+        self,
+        tool: str,
+        args: Sequence[str],
+        *,
+        timeout: str = "2",
+        retries: str = "1",
+        mibdirs: str | None = None,
+    ) -> str:
         exe = shutil.which(tool)
         if exe is None:
             raise SnmpError(f"{tool} not found: install Debian's snmp package")
@@ -156,18 +178,22 @@ class PrivateSnmpd:
             env["MIBDIRS"] = mibdirs
             env["MIBS"] = "ALL"
         cmd = [exe, "-v2c", "-c", "public", "-t", timeout, "-r", retries, *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=300, check=False
+        )
         if proc.returncode != 0 or "Timeout" in proc.stderr:
             raise SnmpError(f"{' '.join(cmd)} failed rc={proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
 
     # `options`: extra output flags, e.g. ("-Ox", "-Ot") for hex strings and raw ticks.
 
-    def get(self, *oids: str, timeout: str = "2", retries: str = "1",
-            options: Sequence[str] = ()) -> str:
+    def get(
+        self, *oids: str, timeout: str = "2", retries: str = "1", options: Sequence[str] = ()
+    ) -> str:
         """`snmpget -On`: lines `.OID = TYPE: value`."""
-        return self._run("snmpget", ["-On", *options, self.address, *oids], timeout=timeout,
-                         retries=retries)
+        return self._run(
+            "snmpget", ["-On", *options, self.address, *oids], timeout=timeout, retries=retries
+        )
 
     def getnext(self, oid: str, options: Sequence[str] = ()) -> str:
         return self._run("snmpgetnext", ["-On", *options, self.address, oid])
@@ -180,8 +206,9 @@ class PrivateSnmpd:
 
     def table(self, name_or_oid: str, mibdirs: str | None = None) -> str:
         """`snmptable -Cf ,` (comma separated) with the given MIB directories."""
-        return self._run("snmptable", ["-Cf", ",", "-Cb", self.address, name_or_oid],
-                         mibdirs=mibdirs)
+        return self._run(
+            "snmptable", ["-Cf", ",", "-Cb", self.address, name_or_oid], mibdirs=mibdirs
+        )
 
 
 class PrivateSnmptrapd:

@@ -30,9 +30,7 @@ _MAX_BYTES = 64 * 1024 * 1024  # far above 10,000 rows; refuse anything absurd
 DRIFT_WRITE_S = 60.0
 
 
-def write_due(
-    saved: CounterState | None, saved_at: float, new: CounterState, now: float
-) -> bool:
+def write_due(saved: CounterState | None, saved_at: float, new: CounterState, now: float) -> bool:
     """Should `new` be written, the file holding `saved` (written at `saved_at`)?
 
     Pure. Identity/offset changes (a new revision, another VPP instance) are

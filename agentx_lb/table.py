@@ -42,8 +42,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate
+from typing import TypeVar, cast, overload
 
-from agentx_lb.model import Backend, Encap, Snapshot, VipRow
+from agentx_lb.model import Backend, Encap, Snapshot, Vip, VipCounters, VipRow
 from agentx_lb.oids import (
     AGENT,
     BACKEND_ENTRY,
@@ -67,6 +68,7 @@ from agentx_lb.oids import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -204,21 +206,19 @@ class _Segment:
     cell); values are `width` octets each, or delimited by `voff`.
     """
 
-    __slots__ = (
-        "ckey", "dropped", "events", "heads", "n", "rows", "sel", "vals", "voff", "width"
-    )
+    __slots__ = ("ckey", "dropped", "events", "heads", "n", "rows", "sel", "vals", "voff", "width")
 
     def __init__(
         self,
         ckey: bytes,
         heads: dict[int, bytes],
         rows: _Rows,
-        sel: array | None,
+        sel: array[int] | None,
         vals: bytes,
-        voff: array | None,
+        voff: array[int] | None,
         width: int,
         dropped: int,
-        events: array | None = None,
+        events: array[int] | None = None,
     ) -> None:
         self.ckey = ckey
         self.heads = heads  # suffix length -> type, OID header, root sub-ids, ckey
@@ -233,7 +233,7 @@ class _Segment:
         # per cell; `vals` holds them converted by the last `Table.restamped`.
         self.events = events
 
-    def with_values(self, vals: bytes, events: array | None = None) -> _Segment:
+    def with_values(self, vals: bytes, events: array[int] | None = None) -> _Segment:
         """This segment's cells with other fixed-width values (4 octets each)."""
         return _Segment(
             self.ckey, self.heads, self.rows, self.sel, vals, None, 4, self.dropped, events
@@ -250,7 +250,7 @@ class _Segment:
         if w:
             return self.vals[p * w : p * w + w]
         vo = self.voff
-        return self.vals[vo[p] : vo[p + 1]]  # type: ignore[index]
+        return self.vals[vo[p] : vo[p + 1]]  # type: ignore[index]  # voff is set when width is 0
 
     def search(self, k: bytes, include: bool) -> int:
         """First position whose suffix is >= k (include) or > k."""
@@ -276,8 +276,19 @@ class Table:
     """
 
     __slots__ = (
-        "_ckeys", "_dropped_outside", "_last", "_memo", "_n", "_segs", "_starts", "age_index",
-        "dropped", "has_rows", "root", "root_key", "taken_at",
+        "_ckeys",
+        "_dropped_outside",
+        "_last",
+        "_memo",
+        "_n",
+        "_segs",
+        "_starts",
+        "age_index",
+        "dropped",
+        "has_rows",
+        "root",
+        "root_key",
+        "taken_at",
     )
 
     def __init__(
@@ -319,9 +330,7 @@ class Table:
         return cls(root, taken_at=taken_at)
 
     def _derived(self, segments: Sequence[_Segment]) -> Table:
-        return Table(
-            self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at
-        )
+        return Table(self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at)
 
     def restamped(self, stamp: Callable[[int], int]) -> Table:
         """This table with every TimeStamp cell set to `stamp(event)` (the event
@@ -362,7 +371,7 @@ class Table:
     def _at(self, i: int) -> tuple[_Segment, int]:
         lo, hi, seg = self._last
         if lo <= i < hi:
-            return seg, i - lo  # type: ignore[return-value]
+            return seg, i - lo  # type: ignore[return-value]  # _last holds a segment once set
         if not 0 <= i < self._n:
             raise IndexError(i)
         s = bisect_right(self._starts, i) - 1
@@ -390,7 +399,7 @@ class Table:
             value = seg.vals[p * w : p * w + w]
         else:
             vo = seg.voff
-            value = seg.vals[vo[p] : vo[p + 1]]  # type: ignore[index]
+            value = seg.vals[vo[p] : vo[p + 1]]  # type: ignore[index]  # voff is set when width is 0
         return b"".join((seg.heads[b - a], seg.rows.suf[a:b], value))
 
     def search(self, key: bytes, include: bool) -> int:
@@ -451,19 +460,23 @@ def _is_scalar(ckey: bytes) -> bool:
     return len(ckey) == len(_AGENT_KEY) + 4 and ckey.startswith(_AGENT_KEY)
 
 
-class _View(Sequence):
+class _View(Sequence[_T]):
     """Read-only sequence over a Table, materialising items on access."""
 
     __slots__ = ("_f", "_t")
 
-    def __init__(self, table: Table, item) -> None:
+    def __init__(self, table: Table, item: Callable[[int], _T]) -> None:
         self._t = table
         self._f = item
 
     def __len__(self) -> int:
         return len(self._t)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> _T: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[_T, ...]: ...
+    def __getitem__(self, i: int | slice) -> _T | tuple[_T, ...]:
         if isinstance(i, slice):
             return tuple(self._f(j) for j in range(*i.indices(len(self._t))))
         n = len(self._t)
@@ -473,7 +486,7 @@ class _View(Sequence):
             raise IndexError(i)
         return self._f(i)
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[_T]:
         return (self._f(i) for i in range(len(self._t)))
 
 
@@ -498,11 +511,10 @@ _BACKEND_COLS = frozenset(
 )
 
 
-
 # ---------------------------------------------------------------- the builder
 
 # Bulk encoders: array typecode and range per SNMP type (big-endian after byteswap).
-_BULK = {
+_BULK: dict[int, tuple[str, int, int]] = {
     SnmpType.INTEGER: ("i", I32_MIN, I32_MAX),
     SnmpType.GAUGE32: ("I", 0, U32_MAX),
     SnmpType.TIMETICKS: ("I", 0, U32_MAX),
@@ -571,11 +583,11 @@ class _Builder:
             seg = self._stamps(ckey, name, rows, raws)
             self.segments.append(seg)
             return seg
-        seg = self._bulk(ckey, snmp_type, rows, raws, lo, hi, allowed)
-        if seg is None:
-            seg = self._cells(ckey, snmp_type, name, rows, raws, encode, none_absent)
-        self.segments.append(seg)
-        return seg
+        bulk = self._bulk(ckey, snmp_type, rows, raws, lo, hi, allowed)
+        if bulk is None:
+            bulk = self._cells(ckey, snmp_type, name, rows, raws, encode, none_absent)
+        self.segments.append(bulk)
+        return bulk
 
     def _bulk(
         self,
@@ -588,17 +600,18 @@ class _Builder:
         allowed: frozenset[int] | None,
     ) -> _Segment | None:
         """All cells plain ints within range: one array, no per-cell work (else None)."""
-        bulk = _BULK.get(snmp_type)  # type: ignore[call-overload]
+        bulk = _BULK.get(snmp_type)
         if bulk is None or not raws or set(map(type, raws)) != {int}:
             return None
+        ints = cast("Sequence[int]", raws)  # every cell's type is int (checked above)
         try:
             # array() refuses a value outside the SNMP type's range (asserted below).
-            a = array(bulk[0], raws)  # type: ignore[arg-type]
+            a = array(bulk[0], ints)
         except OverflowError:
             return None
-        if (lo is not None and min(raws) < lo) or (hi is not None and max(raws) > hi):  # type: ignore[type-var]
+        if (lo is not None and min(ints) < lo) or (hi is not None and max(ints) > hi):
             return None
-        if allowed is not None and not allowed.issuperset(raws):  # type: ignore[arg-type]
+        if allowed is not None and not allowed.issuperset(ints):
             return None
         if _SWAP:
             a.byteswap()
@@ -695,7 +708,7 @@ def _log_drop(column: str, oid_key: bytes, exc: CellError) -> None:
 def _scalar_values(snapshot: Snapshot) -> list[tuple[AgentScalar, object, object]]:
     """(scalar, raw value, encoder) for the served scalars, in sub-id order."""
     h = snapshot.health
-    last_error = h.last_error
+    last_error: str | bytes = h.last_error
     if isinstance(last_error, str):
         # An error text is worth serving cut short rather than not at all.
         last_error = last_error.encode("utf-8", "replace")[:DISPLAY_STRING_MAX]
@@ -773,7 +786,7 @@ def _enc_weight(value: object) -> bytes:
 
 
 def _enc_inet(value: object) -> bytes:
-    return enc_octets(_inet_bytes(*value))  # type: ignore[misc]
+    return enc_octets(_inet_bytes(*value))  # type: ignore[misc]  # value: (kind, address, version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,12 +799,12 @@ class _Memo:
     """
 
     vip_rows: _Rows
-    vip_static: tuple[list, ...]  # addresses, versions, prefix lengths, protocols, ports
+    vip_static: tuple[list[object], ...]  # addresses, versions, prefix lengths, protocols, ports
     name_seg: _Segment
     addr_seg: _Segment
-    b_owner: array  # per backend (VIP order, then VPP's): position of its VIP row
+    b_owner: array[int]  # per backend (VIP order, then VPP's): position of its VIP row
     b_addrs: list[str]
-    b_order: array  # flat backend positions in OID order (bad and duplicate ones left out)
+    b_order: array[int]  # flat backend positions in OID order (bad and duplicate ones left out)
     b_rows: _Rows
     b_dropped: int
     b_name_seg: _Segment
@@ -816,7 +829,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     for scalar, raw, enc in _scalar_values(snapshot):
         encode = _enc_inet if enc == "inet" else enc
         ckey = agent + _U32.pack(scalar)
-        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)  # type: ignore[arg-type]
+        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)  # type: ignore[arg-type]  # encoders typed as object in _scalar_values
 
     # VIP rows: validate the index, then lay the table out column by column.
     rows: list[VipRow] = []
@@ -837,7 +850,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     vrows = _Rows.of_u32([v.index for v in vips])
     if memo is not None and memo.vip_rows.suf == vrows.suf:
         vrows = memo.vip_rows
-    static = (
+    static: tuple[list[object], ...] = (
         [v.address for v in vips],
         [v.ip_version for v in vips],
         [v.prefix_length for v in vips],
@@ -851,6 +864,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     counters = [r.counters for r in rows]
     actives = [len([b for b in v.backends if b.used]) for v in vips]
     name_seg = addr_seg = None
+    raws: Sequence[object]
     for col in _VIP_COLUMNS:
         ckey = entry + _U32.pack(col)
         if col == VipColumn.NAME or col == VipColumn.ADDRESS:
@@ -904,16 +918,18 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     sb = [backs[j] for j in order]
 
     bentry = pack_oid(BACKEND_ENTRY)
-    for col, raws, encode, kw in (
+    for bcol, raws, encode, kw in (
         (BackendColumn.STATE, [BACKEND_USED if b.used else BACKEND_REMOVED for b in sb],
          enc_integer, {}),
         (BackendColumn.WEIGHT, [b.weight for b in sb], _enc_weight, {"lo": 0, "hi": 100}),
         (BackendColumn.BUCKETS, [b.buckets for b in sb], enc_unsigned32, {"none_absent": False}),
         (BackendColumn.FLOWS, [b.flows for b in sb], enc_unsigned32, {"none_absent": False}),
     ):  # fmt: skip
-        bld.column(bentry + _U32.pack(col), col.snmp_type, col.mib_name, brows, raws, encode, **kw)
+        bld.column(
+            bentry + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, raws, encode, **kw
+        )
     del sb
-    col = BackendColumn.NAME
+    bcol = BackendColumn.NAME
     if same_static and same_brows:
         assert memo is not None
         b_name_seg = memo.b_name_seg
@@ -922,8 +938,10 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         if names is None:
             names = [v.name for v in vips]
         raws = [f"{backs[j].address} via {names[owner[j]]}" for j in order]
-        b_name_seg = bld.column(bentry + _U32.pack(col), col.snmp_type, col.mib_name, brows, raws,
-                                enc_display, none_absent=False)  # fmt: skip
+        bkey = bentry + _U32.pack(bcol)
+        b_name_seg = bld.column(
+            bkey, bcol.snmp_type, bcol.mib_name, brows, raws, enc_display, none_absent=False
+        )
     assert name_seg is not None and addr_seg is not None
     next_memo = _Memo(
         vrows, static, name_seg, addr_seg, owner, [b.address for b in backs], order, brows,
@@ -935,11 +953,11 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
 def _vip_column(
     col: VipColumn,
     rows: list[VipRow],
-    vips: list,
-    counters: list,
+    vips: list[Vip],
+    counters: list[VipCounters],
     actives: list[int],
-    static: tuple[list, ...],
-) -> list[object]:
+    static: tuple[list[object], ...],
+) -> Sequence[object]:
     """Raw values of one VIP column (not NAME/ADDRESS), aligned with rows."""
     if col == VipColumn.ADDRESS_TYPE:
         return [INET_ADDRESS_IPV6 if ver == 6 else INET_ADDRESS_IPV4 for ver in static[1]]
@@ -980,8 +998,8 @@ _VIP_RANGES = {**_VIP_LIMITS, VipColumn.PREFIX_LENGTH: 128}
 
 
 def _backend_rows(
-    bld: _Builder, vips: list, backs: list[Backend], owner: array
-) -> tuple[array, _Rows, int]:
+    bld: _Builder, vips: list[Vip], backs: list[Backend], owner: array[int]
+) -> tuple[array[int], _Rows, int]:
     """(flat positions in OID order, their index suffixes, cells dropped)."""
     before = bld.dropped
     entry = pack_oid(VIP_ENTRY)

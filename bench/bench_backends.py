@@ -68,11 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         emu_conn.send("stop")
         emu_proc.join(60)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"vppLbBackendTable, {a.vips:,} VIPs x 8 backends: {expected:,} varbinds, "
-          f"{a.reps} walks (snmpbulkwalk -Cr25)")
-    print(f"  wall s min {s['wall_min']:.3f}  median {s['wall_median']:.3f}  "
-          f"varbinds/s {s['vb_per_s']:,.0f}  snmpd CPU s {s['snmpd_cpu']:.3f}  "
-          f"agent CPU s {s['agent_cpu']:.3f}")
+    print(
+        f"vppLbBackendTable, {a.vips:,} VIPs x 8 backends: {expected:,} varbinds, "
+        f"{a.reps} walks (snmpbulkwalk -Cr25)"
+    )
+    print(
+        f"  wall s min {s['wall_min']:.3f}  median {s['wall_median']:.3f}  "
+        f"varbinds/s {s['vb_per_s']:,.0f}  snmpd CPU s {s['snmpd_cpu']:.3f}  "
+        f"agent CPU s {s['agent_cpu']:.3f}"
+    )
     return 0
 
 

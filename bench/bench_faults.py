@@ -25,10 +25,9 @@ from collections.abc import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from agentharness import COL_NEXT, VIP_COUNT, AgentProc, Served, wait_until  # noqa: E402
-
-from agentx_lb.emulator import EmulatedVpp  # noqa: E402
-from agentx_lb.snmpd import PrivateSnmpd  # noqa: E402
+from agentharness import COL_NEXT, VIP_COUNT, AgentProc, Served, wait_until
+from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.snmpd import PrivateSnmpd
 
 KW = {"interval_s": 1.0, "vpp_timeout_s": 1.0, "log_level": "info"}
 
@@ -78,8 +77,9 @@ def vpp_up_and_restart() -> None:
         report("vpp_up_rows_s", timed(lambda: rig.served.column(COL_NEXT)), "s")
         rig.vpp.restart()
         rig.vpp.traffic(rig.a, thread=1, next_packets=10)
-        report("vpp_restart_correct_s",
-               timed(lambda: rig.served.column(COL_NEXT) == {rig.a: 110}), "s")
+        report(
+            "vpp_restart_correct_s", timed(lambda: rig.served.column(COL_NEXT) == {rig.a: 110}), "s"
+        )
     finally:
         rig.close()
 
@@ -94,11 +94,11 @@ def hangs() -> None:
     for name, inject in faults.items():
         rig = Rig()
         try:
-            wait_until(lambda: rig.served.column(COL_NEXT) == {rig.a: 100}, 30)
+            wait_until(lambda rig=rig: rig.served.column(COL_NEXT) == {rig.a: 100}, 30)
             t0 = time.monotonic()
             inject(rig.vpp)
             cpu = rig.agent.cpu_fraction(5.0)
-            wait_until(lambda: rig.served.scalars().get(VIP_COUNT) == 0, 30, step_s=0.02)
+            wait_until(lambda rig=rig: rig.served.scalars().get(VIP_COUNT) == 0, 30, step_s=0.02)
             report(f"hang_{name}_cpu", cpu, "core")
             report(f"hang_{name}_withdrawn_s", time.monotonic() - t0, "s")
             if name == "cli_call":
@@ -117,7 +117,9 @@ def snmpd_return() -> None:
         t0 = time.monotonic()
         rig.snmpd.start()
         wait_until(lambda: rig.served.column(COL_NEXT) == {rig.a: 100}, 30, step_s=0.02)
-        report("snmpd_return_walk_s", time.monotonic() - t0, "s (from start(), which waits for UDP)")
+        report(
+            "snmpd_return_walk_s", time.monotonic() - t0, "s (from start(), which waits for UDP)"
+        )
     finally:
         rig.close()
 

@@ -26,7 +26,6 @@ Figures only, no targets.
 from __future__ import annotations
 
 import argparse
-import gzip
 import http.client
 import os
 import shutil
@@ -60,8 +59,12 @@ def snapshot_of(emu: tuple) -> Any:
     finally:
         src.close()
     rows, _ = reduce(raw, None, 0)
-    health = Health(vpp_connected=True, vpp_version=raw.vpp_version, vip_count=len(rows),
-                    last_scrape_duration_ms=duration_ms)
+    health = Health(
+        vpp_connected=True,
+        vpp_version=raw.vpp_version,
+        vip_count=len(rows),
+        last_scrape_duration_ms=duration_ms,
+    )
     return Snapshot(rows=rows, settings=raw.settings, health=health)
 
 
@@ -107,7 +110,7 @@ def encode_figures(snap: Any, reps: int) -> list[tuple[str, str]]:
     from agentx_lb.metrics import MetricsServer, build_registry, encode_table, zlib_gzip
 
     text, walls, cpus = _timed(lambda: encode_table(snap).encode(), reps)
-    packed, gz_walls, gz_cpus = _timed(lambda: zlib_gzip(text), reps)
+    packed, gz_walls, _gz_cpus = _timed(lambda: zlib_gzip(text), reps)
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     rows = [
         ("series of the VIP and backend tables", f"{series:,}"),
@@ -118,9 +121,13 @@ def encode_figures(snap: Any, reps: int) -> list[tuple[str, str]]:
         ("gzip level 1 ms, min / median", "{:,.0f} / {:,.0f}".format(*_stats(gz_walls))),
     ]
     reference = build_registry(lambda: snap)
-    _, ref_walls, ref_cpus = _timed(lambda: generate_latest(reference), max(1, min(reps, 2)))
-    rows.append(("for comparison: the same through prometheus_client generate_latest, CPU ms",
-                 f"{statistics.median(ref_cpus):,.0f}"))
+    _, _ref_walls, ref_cpus = _timed(lambda: generate_latest(reference), max(1, min(reps, 2)))
+    rows.append(
+        (
+            "for comparison: the same through prometheus_client generate_latest, CPU ms",
+            f"{statistics.median(ref_cpus):,.0f}",
+        )
+    )
     # Each request sees a new snapshot (a new scrape since the last request),
     # so nothing is cached: the cost of a Prometheus scrape every 15 s.
     current = [snap]
@@ -134,18 +141,28 @@ def encode_figures(snap: Any, reps: int) -> list[tuple[str, str]]:
             for _ in range(reps):
                 current[0] = dataclasses.replace(snap)
                 results.append(_get(port, gzipped))
-            rows.append((f"HTTP GET /metrics ({label}), new snapshot, ms min / median",
-                         "{:,.0f} / {:,.0f}".format(*_stats([r[0] for r in results]))))
+            rows.append(
+                (
+                    f"HTTP GET /metrics ({label}), new snapshot, ms min / median",
+                    "{:,.0f} / {:,.0f}".format(*_stats([r[0] for r in results])),
+                )
+            )
             rows.append((f"HTTP GET /metrics ({label}) bytes", f"{results[-1][1]:,}"))
         cached = [_get(port, True)[0] for _ in range(reps)]
-        rows.append(("HTTP GET /metrics (gzip), same snapshot again (a 2nd Prometheus), ms median",
-                     f"{statistics.median(cached):,.0f}"))
+        rows.append(
+            (
+                "HTTP GET /metrics (gzip), same snapshot again (a 2nd Prometheus), ms median",
+                f"{statistics.median(cached):,.0f}",
+            )
+        )
     finally:
         server.close()
     return rows
 
 
-def agent_cpu(emu: tuple, n_vips: int, seconds: float, log: Callable[[str], None]) -> list[tuple[str, str]]:
+def agent_cpu(
+    emu: tuple, n_vips: int, seconds: float, log: Callable[[str], None]
+) -> list[tuple[str, str]]:
     from agentx_lb.snmpd import PrivateSnmpd
 
     work = tempfile.mkdtemp(prefix="axlb-metrics-", dir="/tmp")
@@ -154,13 +171,37 @@ def agent_cpu(emu: tuple, n_vips: int, seconds: float, log: Callable[[str], None
     snmpd.start()
     port = _free_port()
     stats_sock, api_sock, api_dir, _ = emu
-    cmd = [sys.executable, "-m", "agentx_lb", "run", "--vpp-stats-socket", stats_sock,
-           "--vpp-api-socket", api_sock, "--vpp-api-dir", api_dir,
-           "--agentx-socket", snmpd.agentx_socket, "--interval", "5", "--vpp-timeout", "30",
-           "--state-dir", work, "--log-level", "warning",
-           "--metrics-listen", f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=run.REPO)
+    cmd = [
+        sys.executable,
+        "-m",
+        "agentx_lb",
+        "run",
+        "--vpp-stats-socket",
+        stats_sock,
+        "--vpp-api-socket",
+        api_sock,
+        "--vpp-api-dir",
+        api_dir,
+        "--agentx-socket",
+        snmpd.agentx_socket,
+        "--interval",
+        "5",
+        "--vpp-timeout",
+        "30",
+        "--state-dir",
+        work,
+        "--log-level",
+        "warning",
+        "--metrics-listen",
+        f"127.0.0.1:{port}",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=run.REPO,
+    )
     try:
         want = f"agentx_lb_vips {float(n_vips)}".encode()
         deadline = time.monotonic() + 180
@@ -195,11 +236,15 @@ def agent_cpu(emu: tuple, n_vips: int, seconds: float, log: Callable[[str], None
         shutil.rmtree(work, ignore_errors=True)
     return [
         ("agent CPU % of a core, interval 5 s, no /metrics requests", f"{idle:.2f}"),
-        (f"agent CPU % of a core, interval 5 s, /metrics every {SCRAPE_EVERY_S:g} s (gzip)",
-         f"{scraped:.2f}"),
+        (
+            f"agent CPU % of a core, interval 5 s, /metrics every {SCRAPE_EVERY_S:g} s (gzip)",
+            f"{scraped:.2f}",
+        ),
         ("  of which /metrics, % of a core (difference)", f"{scraped - idle:.2f}"),
-        (f"  GET /metrics from the agent while it scrapes VPP, ms median of {len(gets)}",
-         f"{statistics.median(gets):,.0f}"),
+        (
+            f"  GET /metrics from the agent while it scrapes VPP, ms median of {len(gets)}",
+            f"{statistics.median(gets):,.0f}",
+        ),
     ]
 
 
@@ -207,8 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vips", type=int, default=10_000)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--agent-s", type=float, default=60.0,
-                   help="seconds per agent CPU phase (0: skip the agent)")
+    p.add_argument(
+        "--agent-s",
+        type=float,
+        default=60.0,
+        help="seconds per agent CPU phase (0: skip the agent)",
+    )
     a = p.parse_args(argv)
 
     def log(msg: str) -> None:

@@ -31,7 +31,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from agentharness import AgentProc
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.oids import DEFAULT_ROOT, NotificationType, format_oid
 from agentx_lb.snmpd import PrivateSnmpd, PrivateSnmptrapd
@@ -146,8 +145,8 @@ def main() -> int:
     for interval_s in (float(x) for x in args.intervals.split(",")):
         d = delays(interval_s, args.samples)
         print(
-            f"delay_{interval_s:g}s  n={len(d)}  min={min(d):.3f}s  median={statistics.median(d):.3f}s"
-            f"  max={max(d):.3f}s",
+            f"delay_{interval_s:g}s  n={len(d)}  min={min(d):.3f}s"
+            f"  median={statistics.median(d):.3f}s  max={max(d):.3f}s",
             flush=True,
         )
     n_vip, n_be, last_vip, last_be = flapping()

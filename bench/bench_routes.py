@@ -12,7 +12,7 @@ Against the emulated VPP (2 workers, 8 backends per VIP). Prints one line per fi
 * agent_cpu_pct: the agent's CPU (% of one core) over the next `--seconds` at `--interval`,
   late replies still on, and how many connections it made to VPP meanwhile
 
-    .venv/bin/python bench/bench_routes.py [--vips 10000] [--late-every 997] [--seconds 60]
+    .venv/bin/python bench/bench_routes.py [--vips 10000] [--late-every 2500] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from agentharness import VIP_ENTRY, AgentProc, wait_until  # noqa: E402
-
-from agentx_lb.emulator import EmulatedVpp  # noqa: E402
-from agentx_lb.oids import VipColumn  # noqa: E402
-from agentx_lb.snmpd import PrivateSnmpd, SnmpError  # noqa: E402
-from agentx_lb.vpp.papi import ApiClient  # noqa: E402
-from agentx_lb.vpp.source import VppSource  # noqa: E402
+from agentharness import VIP_ENTRY, AgentProc, wait_until
+from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.oids import VipColumn
+from agentx_lb.snmpd import PrivateSnmpd, SnmpError
+from agentx_lb.vpp.papi import ApiClient
+from agentx_lb.vpp.source import VppSource
 
 
 def report(name: str, value: float, unit: str) -> None:
@@ -119,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vips", type=int, default=10_000)
     parser.add_argument("--backends", type=int, default=8)
-    parser.add_argument("--late-every", type=int, default=997)
+    parser.add_argument("--late-every", type=int, default=2500)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()

@@ -126,16 +126,18 @@ def _bench(n_vips: int, repeat: int, churn: float) -> tuple[list[dict[str, float
                 )
             _, after_w, after_c = _timed(lambda i=i: (freeze_survivors(i + 1), release_free_heap()))
             t = raw.timings_ms
-            rounds.append({
-                "vpp": t["cli"] + t["route_lookup"] + t["stats"],
-                "parse": t["parse"],
-                "reduce": red_w,
-                "table": tab_w,
-                "cycle": read_w + red_w + tab_w + after_w,
-                "cycle_cpu": read_c + red_c + tab_c + after_c,
-                "floor": floor_w,
-                "floor_cpu": floor_c,
-            })
+            rounds.append(
+                {
+                    "vpp": t["cli"] + t["route_lookup"] + t["stats"],
+                    "parse": t["parse"],
+                    "reduce": red_w,
+                    "table": tab_w,
+                    "cycle": read_w + red_w + tab_w + after_w,
+                    "cycle_cpu": read_c + red_c + tab_c + after_c,
+                    "floor": floor_w,
+                    "floor_cpu": floor_c,
+                }
+            )
         assert isinstance(state, CounterState)
         stats.disconnect()
         client.disconnect()
@@ -150,22 +152,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,1000,10000", help="VIP counts, comma separated")
     parser.add_argument("--repeat", type=int, default=5, help="measured rounds per size (>= 1)")
-    parser.add_argument("--churn", type=float, default=0.1,
-                        help="share of backends whose flow count changes per cycle")
+    parser.add_argument(
+        "--churn",
+        type=float,
+        default=0.1,
+        help="share of backends whose flow count changes per cycle",
+    )
     parser.add_argument("--quick", action="store_true", help="size 10 only (CI)")
     args = parser.parse_args()
     sizes = [10] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeat = max(1, args.repeat)
     phases = ["vpp", "parse", "reduce", "table", "cycle", "cycle_cpu", "floor", "floor_cpu"]
-    head = (f"{'VIPs':>6} {'stat':>4} {'first':>8}" + "".join(f"{c:>10}" for c in phases)
-            + f"{'wall/fl':>9}{'cpu/fl':>8}{'%core@5s':>10}")
-    print(f"ms; min and median of {repeat} rounds; churn {args.churn:g}")  # noqa: T201
-    print(head)  # noqa: T201
+    head = (
+        f"{'VIPs':>6} {'stat':>4} {'first':>8}"
+        + "".join(f"{c:>10}" for c in phases)
+        + f"{'wall/fl':>9}{'cpu/fl':>8}{'%core@5s':>10}"
+    )
+    print(f"ms; min and median of {repeat} rounds; churn {args.churn:g}")
+    print(head)
     for size in sizes:
         rounds, first = _bench(size, repeat, args.churn)
         for label, agg in (("min", min), ("med", statistics.median)):
             r = {k: agg(x[k] for x in rounds) for k in phases}
-            print(  # noqa: T201
+            print(
                 f"{size:>6} {label:>4} {first:>8.1f}"
                 + "".join(f"{r[c]:>10.1f}" for c in phases)
                 + f"{r['cycle'] / r['floor']:>9.2f}{r['cycle_cpu'] / r['floor_cpu']:>8.2f}"

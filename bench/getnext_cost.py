@@ -1,7 +1,7 @@
 """The agent's own cost per GetNext on a walk (the fast path), in-process, no snmpd.
 
     .venv/bin/python bench/getnext_cost.py                     # this tree
-    .venv/bin/python bench/getnext_cost.py --tree /tmp/old     # another checkout (e.g. `git archive`)
+    .venv/bin/python bench/getnext_cost.py --tree /tmp/old  # another checkout (e.g. `git archive`)
     .venv/bin/python bench/getnext_cost.py --tree A --tree B   # both, interleaved rounds
 
 A walk's GetNext PDUs (what snmpd sends for `snmpbulkwalk`: one varbind each,
@@ -30,11 +30,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def child(n_vips: int, backends: int, rounds: int) -> None:
     """In the child: print one JSON line of ns/varbind per round."""
-    from snmpfixtures import make_snapshot
-
     from agentx_lb.agentx import LbAgent
     from agentx_lb.oids import DEFAULT_ROOT
     from agentx_lb.table import build_table, encode_oid
+    from snmpfixtures import make_snapshot
 
     snap = make_snapshot(indices=range(1, n_vips + 1), backends_per_vip=backends)
     table = build_table(snap, DEFAULT_ROOT)
@@ -74,7 +73,7 @@ def child(n_vips: int, backends: int, rounds: int) -> None:
             for pdu in pdus:
                 answer(pdu, clock())
         ns = (time.perf_counter_ns() - t0) / len(pdus)
-        print(json.dumps({"ns": ns, "varbinds": len(pdus)}), flush=True)  # noqa: T201
+        print(json.dumps({"ns": ns, "varbinds": len(pdus)}), flush=True)
 
 
 def main() -> None:
@@ -111,12 +110,12 @@ def main() -> None:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait()
-    print(f"GetNext walk of {varbinds} varbinds ({args.vips} VIPs x {args.backends} backends), "  # noqa: T201
+    print(f"GetNext walk of {varbinds} varbinds ({args.vips} VIPs x {args.backends} backends), "
           f"{args.rounds} rounds, the agent's answer only")  # fmt: skip
-    print("| tree | min ns/varbind | median ns/varbind |")  # noqa: T201
-    print("|---|---|---|")  # noqa: T201
+    print("| tree | min ns/varbind | median ns/varbind |")
+    print("|---|---|---|")
     for tree, ns in zip(trees, results, strict=True):
-        print(f"| {tree} | {min(ns):.0f} | {statistics.median(ns):.0f} |")  # noqa: T201
+        print(f"| {tree} | {min(ns):.0f} | {statistics.median(ns):.0f} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/profile_walk.py                        # 100 and 10,000 VIPs, 5 walks
     .venv/bin/python bench/profile_walk.py --agents ours,trivial --reps 7
-    .venv/bin/python bench/profile_walk.py --switch-s 0.005       # agent GIL interval (default 0.0005)
+    .venv/bin/python bench/profile_walk.py --switch-s 0.005  # agent GIL interval (default 0.0005)
     .venv/bin/python bench/profile_walk.py --pyspy /tmp/spy       # + py-spy profile of one walk
     taskset -c 0 .venv/bin/python bench/profile_walk.py           # everything on one vCPU
 
@@ -68,11 +68,10 @@ CAP_S = 120
 # ---------------------------------------------------------------- child: one agent
 
 
-def _table(n: int):  # noqa: ANN202
-    from snmpfixtures import make_snapshot
-
+def _table(n: int):
     from agentx_lb.oids import DEFAULT_ROOT
     from agentx_lb.table import build_table
+    from snmpfixtures import make_snapshot
 
     return build_table(make_snapshot(indices=range(1, n + 1), backends_per_vip=8), DEFAULT_ROOT)
 
@@ -91,17 +90,17 @@ def serve(kind: str, socket_path: str, n: int, switch_s: float) -> None:
     else:
         agent = _TrivialAgent(socket_path, DEFAULT_ROOT)
     agent.publish(table)
-    print("ready", flush=True)  # noqa: T201 - bench protocol on stdout
+    print("ready", flush=True)
     agent.run(stop)
 
 
-def _trivial_class():  # noqa: ANN202
+def _trivial_class():
     from agentx_lb.agentx import HDR_LEN, LbAgent
 
     class Trivial(LbAgent):
         """Answers from a dict: request payload -> response tail (filled on a miss)."""
 
-        def __init__(self, *a, **kw) -> None:  # noqa: ANN002, ANN003
+        def __init__(self, *a, **kw) -> None:
             super().__init__(*a, max_age_s=math.inf, **kw)
             self._memo: dict[bytes, bytes] = {}
             self._general = self.responder.answer
@@ -120,7 +119,7 @@ def _trivial_class():  # noqa: ANN202
     return Trivial
 
 
-def _TrivialAgent(*a, **kw):  # noqa: ANN002, ANN003, ANN202, N802
+def _TrivialAgent(*a, **kw):
     return _trivial_class()(*a, **kw)
 
 
@@ -166,8 +165,9 @@ def loadavg() -> str:
 
 
 class Served:
-    def __init__(self, kind: str, n: int, work: str, switch_s: float, cells_file: str,
-                 emu: tuple | None) -> None:
+    def __init__(
+        self, kind: str, n: int, work: str, switch_s: float, cells_file: str, emu: tuple | None
+    ) -> None:
         from agentx_lb.snmpd import PrivateSnmpd
 
         self.kind = kind
@@ -175,23 +175,56 @@ class Served:
         self.snmpd.start()
         if kind == "real":
             stats_sock, api_sock, api_dir, _ = emu
-            cmd = [sys.executable, "-m", "agentx_lb", "run", "--vpp-stats-socket", stats_sock,
-                   "--vpp-api-socket", api_sock, "--vpp-api-dir", api_dir,
-                   "--agentx-socket", self.snmpd.agentx_socket, "--interval", "3600",
-                   "--vpp-timeout", "30", "--state-dir", tempfile.mkdtemp(dir=work),
-                   "--log-level", "warning"]
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         cwd=REPO)
+            cmd = [
+                sys.executable,
+                "-m",
+                "agentx_lb",
+                "run",
+                "--vpp-stats-socket",
+                stats_sock,
+                "--vpp-api-socket",
+                api_sock,
+                "--vpp-api-dir",
+                api_dir,
+                "--agentx-socket",
+                self.snmpd.agentx_socket,
+                "--interval",
+                "3600",
+                "--vpp-timeout",
+                "30",
+                "--state-dir",
+                tempfile.mkdtemp(dir=work),
+                "--log-level",
+                "warning",
+            ]
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=REPO
+            )
             self.walks = []
             return
         if kind == "netsnmpagent":
-            cmd = [sys.executable, os.path.join(HERE, "peers", "netsnmpagent_peer.py"),
-                   cells_file, self.snmpd.agentx_socket]
+            cmd = [
+                sys.executable,
+                os.path.join(HERE, "peers", "netsnmpagent_peer.py"),
+                cells_file,
+                self.snmpd.agentx_socket,
+            ]
         else:
-            cmd = [sys.executable, __file__, "--serve", kind, "--socket",
-                   self.snmpd.agentx_socket, "--rows", str(n), "--switch-s", str(switch_s)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, cwd=REPO)
+            cmd = [
+                sys.executable,
+                __file__,
+                "--serve",
+                kind,
+                "--socket",
+                self.snmpd.agentx_socket,
+                "--rows",
+                str(n),
+                "--switch-s",
+                str(switch_s),
+            ]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
+        )
         self.proc.stdout.readline()
         self.walks: list[dict[str, float]] = []
 
@@ -214,8 +247,13 @@ class Served:
 def _wait_serving(s: Served, first: str) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        out = subprocess.run(["snmpget", "-v2c", "-c", "public", "-On", s.snmpd.address, first],
-                             capture_output=True, text=True, check=False, env=CLIENT_ENV).stdout
+        out = subprocess.run(
+            ["snmpget", "-v2c", "-c", "public", "-On", s.snmpd.address, first],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=CLIENT_ENV,
+        ).stdout
         if " = " in out and "No Such" not in out:
             return
         if s.proc.poll() is not None:
@@ -231,17 +269,47 @@ def walk(s: Served, table_oid: str, spy: str | None) -> dict[str, float]:
     spy_proc = None
     if spy:
         spy_proc = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--native",
-             "--format", "raw", "-r", "1000", "-p", str(apid), "-o", spy],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                "record",
+                "--native",
+                "--format",
+                "raw",
+                "-r",
+                "1000",
+                "-p",
+                str(apid),
+                "-o",
+                spy,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     a0, s0, m0 = sched_ns(apid), sched_ns(spid), machine_busy_s()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        ["snmpbulkwalk", "-v2c", "-c", "public", "-t", "5", "-r", "2", "-On", "-Cr25",
-         s.snmpd.address, table_oid],
-        capture_output=True, text=True, timeout=CAP_S, check=False, env=CLIENT_ENV)
+        [
+            "snmpbulkwalk",
+            "-v2c",
+            "-c",
+            "public",
+            "-t",
+            "5",
+            "-r",
+            "2",
+            "-On",
+            "-Cr25",
+            s.snmpd.address,
+            table_oid,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CAP_S,
+        check=False,
+        env=CLIENT_ENV,
+    )
     wall = time.perf_counter() - t0
     a1, s1, m1 = sched_ns(apid), sched_ns(spid), machine_busy_s()
     u1 = user_sys_s(apid)
@@ -261,10 +329,17 @@ def walk(s: Served, table_oid: str, spy: str | None) -> dict[str, float]:
     client = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     agent, snmpd = (a1[0] - a0[0]) / 1e9, (s1[0] - s0[0]) / 1e9
     other = (m1 - m0) - agent - snmpd - client
-    return {"wall": wall, "varbinds": len(lines), "agent": agent, "snmpd": snmpd,
-            "client": client, "idle": wall - agent - snmpd - client,
-            "runq": (a1[1] - a0[1] + s1[1] - s0[1]) / 1e9, "other": max(other, 0.0),
-            "agent_sys_share": (u1[1] - u0[1]) / max(u1[0] + u1[1] - u0[0] - u0[1], 1e-9)}
+    return {
+        "wall": wall,
+        "varbinds": len(lines),
+        "agent": agent,
+        "snmpd": snmpd,
+        "client": client,
+        "idle": wall - agent - snmpd - client,
+        "runq": (a1[1] - a0[1] + s1[1] - s0[1]) / 1e9,
+        "other": max(other, 0.0),
+        "agent_sys_share": (u1[1] - u0[1]) / max(u1[0] + u1[1] - u0[0] - u0[1], 1e-9),
+    }
 
 
 def _cells_file(n: int, path: str) -> tuple[str, str]:
@@ -283,7 +358,7 @@ def _cells_file(n: int, path: str) -> tuple[str, str]:
         pdu.set_decode_buf(vb)
         v, _ = pdu.decode_value()
         if v["name"].startswith(entry):
-            col, idx = (int(x) for x in v["name"][len(entry):].split("."))
+            col, idx = (int(x) for x in v["name"][len(entry) :].split("."))
             cells.append((col, idx, v["type"], v["data"]))
     with open(path, "wb") as f:
         pickle.dump({"table_oid": base, "cells": cells}, f)
@@ -312,8 +387,9 @@ def spy_top(path: str, k: int = 12) -> list[str]:
     return [f"    {100 * c / total:5.1f} %  {name[:110]}" for name, c in leaf.most_common(k)]
 
 
-def measure(n: int, kinds: list[str], reps: int, switch_s: float, spy_dir: str | None,
-            log) -> dict[str, dict[str, float]]:  # noqa: ANN001
+def measure(
+    n: int, kinds: list[str], reps: int, switch_s: float, spy_dir: str | None, log
+) -> dict[str, dict[str, float]]:
     work = tempfile.mkdtemp(prefix="axlb-", dir="/tmp")
     served: list[Served] = []
     emu_proc = emu_conn = emu = None
@@ -324,17 +400,17 @@ def measure(n: int, kinds: list[str], reps: int, switch_s: float, spy_dir: str |
 
             emu_conn, child = mp.Pipe()
             emu_proc = mp.get_context("spawn").Process(
-                target=bench_scrape._serve, args=(n, 0.0, child), daemon=True)
+                target=bench_scrape._serve, args=(n, 0.0, child), daemon=True
+            )
             emu_proc.start()
             emu = emu_conn.recv()
         for kind in kinds:
-            served.append(Served(kind, n, work, switch_s, os.path.join(work, "cells.pickle"),
-                                 emu))
+            served.append(Served(kind, n, work, switch_s, os.path.join(work, "cells.pickle"), emu))
         for s in served:
             _wait_serving(s, first)
         for s in served:  # warm-up (fills the trivial agent's memo)
             walk(s, table_oid, None)
-        for rep in range(reps):
+        for _rep in range(reps):
             for s in served:
                 s.walks.append(walk(s, table_oid, None))
         out = {s.kind: summarise(s.walks) for s in served}
@@ -363,8 +439,12 @@ def main() -> int:
     p.add_argument("--sizes", default="100,10000")
     p.add_argument("--agents", default="ours,trivial")
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--switch-s", type=float, default=0.0005,
-                   help="sys.setswitchinterval in the agent (LbAgent.run's default 0.0005)")
+    p.add_argument(
+        "--switch-s",
+        type=float,
+        default=0.0005,
+        help="sys.setswitchinterval in the agent (LbAgent.run's default 0.0005)",
+    )
     p.add_argument("--pyspy", metavar="DIR", help="also profile one walk per agent with py-spy")
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--socket", help=argparse.SUPPRESS)
@@ -375,29 +455,35 @@ def main() -> int:
         return 0
 
     def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)  # noqa: T201 - progress for a person
+        print(msg, file=sys.stderr, flush=True)
 
     sizes = [int(x) for x in a.sizes.split(",")]
     kinds = a.agents.split(",")
-    print(f"load average before: {loadavg()}; cores {os.cpu_count()}; "  # noqa: T201
-          f"agent switch interval {a.switch_s:g} s; {a.reps} walks (median)")
+    print(
+        f"load average before: {loadavg()}; cores {os.cpu_count()}; "
+        f"agent switch interval {a.switch_s:g} s; {a.reps} walks (median)"
+    )
     res = {n: measure(n, kinds, a.reps, a.switch_s, a.pyspy, log) for n in sizes}
-    print("| VIPs | agent | varbinds | wall s (min) | agent CPU s | snmpd CPU s | client CPU s "  # noqa: T201
-          "| idle s | runq s | other s | agent sys % | us/varbind | wall/snmpd CPU |")
-    print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+    print(
+        "| VIPs | agent | varbinds | wall s (min) | agent CPU s | snmpd CPU s | client CPU s "
+        "| idle s | runq s | other s | agent sys % | us/varbind | wall/snmpd CPU |"
+    )
+    print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, by in res.items():
         for kind, m in by.items():
-            print(f"| {n:,} | {kind} | {m['varbinds']:,.0f} | {m['wall']:.3f} ({m['wall_min']:.3f}) "  # noqa: T201
-                  f"| {m['agent']:.3f} | {m['snmpd']:.3f} | {m['client']:.3f} | {m['idle']:.3f} "
-                  f"| {m['runq']:.3f} | {m['other']:.3f} | {100 * m['agent_sys_share']:.0f} "
-                  f"| {m['us_per_vb']:.2f} "
-                  f"| {m['wall_per_snmpd']:.2f} |")
+            print(
+                f"| {n:,} | {kind} | {m['varbinds']:,.0f} | {m['wall']:.3f} ({m['wall_min']:.3f}) "
+                f"| {m['agent']:.3f} | {m['snmpd']:.3f} | {m['client']:.3f} | {m['idle']:.3f} "
+                f"| {m['runq']:.3f} | {m['other']:.3f} | {100 * m['agent_sys_share']:.0f} "
+                f"| {m['us_per_vb']:.2f} "
+                f"| {m['wall_per_snmpd']:.2f} |"
+            )
     if len(sizes) > 1:
         big, small = max(sizes), min(sizes)
         for kind in kinds:
             r = res[big][kind]["us_per_vb"] / res[small][kind]["us_per_vb"]
-            print(f"per-varbind cost {big:,} vs {small:,} VIPs, {kind}: {r:.2f}")  # noqa: T201
-    print(f"load average after: {loadavg()}")  # noqa: T201
+            print(f"per-varbind cost {big:,} vs {small:,} VIPs, {kind}: {r:.2f}")
+    print(f"load average after: {loadavg()}")
     return 0
 
 

@@ -24,9 +24,9 @@ value, target, result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
-import contextlib
 import multiprocessing as mp
 import os
 import pickle
@@ -66,11 +66,16 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
                 break
-    snmp = subprocess.run(["snmpd", "-v"], capture_output=True, text=True, check=False,
-                          env=CLIENT_ENV).stdout
+    snmp = subprocess.run(
+        ["snmpd", "-v"], capture_output=True, text=True, check=False, env=CLIENT_ENV
+    ).stdout
     m = re.search(r"version:\s*([\d.]+)", snmp)
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "net_snmp": m.group(1) if m else "unknown"}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "net_snmp": m.group(1) if m else "unknown",
+    }
 
 
 def cpu_s(pid: int) -> float:
@@ -80,9 +85,11 @@ def cpu_s(pid: int) -> float:
     ticks, too coarse for snmpd's few milliseconds during a 100-VIP walk."""
     total_ns = 0
     for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
-            with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as f:
-                total_ns += int(f.read().split()[0])
+        with (
+            contextlib.suppress(FileNotFoundError),  # a thread that just ended
+            open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as f,
+        ):
+            total_ns += int(f.read().split()[0])
     return total_ns / 1e9
 
 
@@ -126,12 +133,18 @@ def _ber_oid(oid: tuple[int, ...]) -> bytes:
 
 def snmp_get_packet(oid: tuple[int, ...], request_id: int) -> bytes:
     varbind = _ber(0x30, _ber_oid(oid) + b"\x05\x00")
-    pdu = _ber(0xA0, _ber(0x02, request_id.to_bytes(4, "big")) + b"\x02\x01\x00\x02\x01\x00"
-               + _ber(0x30, varbind))
+    pdu = _ber(
+        0xA0,
+        _ber(0x02, request_id.to_bytes(4, "big"))
+        + b"\x02\x01\x00\x02\x01\x00"
+        + _ber(0x30, varbind),
+    )
     return _ber(0x30, b"\x02\x01\x01" + _ber(0x04, b"public") + pdu)
 
 
-def probe_windows(address: tuple[str, int], oid: tuple[int, ...], windows: int) -> list[list[float]]:
+def probe_windows(
+    address: tuple[str, int], oid: tuple[int, ...], windows: int
+) -> list[list[float]]:
     """`probe_latency` in back-to-back 1 s windows (each holds one refresh at a 1 s interval)."""
     return [probe_latency(address, oid, 1.0) for _ in range(windows)]
 
@@ -186,20 +199,48 @@ def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
 
-def start_agent(kind: str, snmpd: Any, work: str, emu: tuple, cells_file: str,
-                interval_s: float) -> subprocess.Popen:
+def start_agent(
+    kind: str, snmpd: Any, work: str, emu: tuple, cells_file: str, interval_s: float
+) -> subprocess.Popen:
     if kind == "ours":
         stats_sock, api_sock, api_dir, _ = emu
         state = tempfile.mkdtemp(prefix="state-", dir=work)
-        cmd = [sys.executable, "-m", "agentx_lb", "run", "--vpp-stats-socket", stats_sock,
-               "--vpp-api-socket", api_sock, "--vpp-api-dir", api_dir,
-               "--agentx-socket", snmpd.agentx_socket, "--interval", f"{interval_s:g}",
-               "--vpp-timeout", "30", "--state-dir", state, "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "agentx_lb",
+            "run",
+            "--vpp-stats-socket",
+            stats_sock,
+            "--vpp-api-socket",
+            api_sock,
+            "--vpp-api-dir",
+            api_dir,
+            "--agentx-socket",
+            snmpd.agentx_socket,
+            "--interval",
+            f"{interval_s:g}",
+            "--vpp-timeout",
+            "30",
+            "--state-dir",
+            state,
+            "--log-level",
+            "warning",
+        ]
     else:
-        cmd = [sys.executable, os.path.join(HERE, "peers", f"{kind}_peer.py"), cells_file,
-               snmpd.agentx_socket]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=REPO)
+        cmd = [
+            sys.executable,
+            os.path.join(HERE, "peers", f"{kind}_peer.py"),
+            cells_file,
+            snmpd.agentx_socket,
+        ]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
     proc.state_file = os.path.join(state, "counters.json") if kind == "ours" else ""  # type: ignore[attr-defined]
     return proc
 
@@ -215,8 +256,10 @@ class LiveTraffic:
         self.conn, self.state_file = conn, state_file
         self.ticks = self.writes = 0
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._tick, daemon=True),
-                         threading.Thread(target=self._watch, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._tick, daemon=True),
+            threading.Thread(target=self._watch, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -273,9 +316,13 @@ def wait_serving(snmpd: Any, oid: str, proc: subprocess.Popen, timeout_s: float 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"agent exited rc={proc.returncode}: {proc.args[:3]}")
-        out = subprocess.run(["snmpget", "-v2c", "-c", "public", "-t", "1", "-r", "0", "-On",
-                              snmpd.address, oid], capture_output=True, text=True, check=False,
-                             env=CLIENT_ENV).stdout
+        out = subprocess.run(
+            ["snmpget", "-v2c", "-c", "public", "-t", "1", "-r", "0", "-On", snmpd.address, oid],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=CLIENT_ENV,
+        ).stdout
         if "No Such" not in out and " = " in out:
             return
         time.sleep(0.2)
@@ -298,9 +345,26 @@ def walk(s: Served, table_oid: str, expected: int) -> None:
     c0, a0, t0 = cpu_s(s.snmpd.pid), cpu_s(s.proc.pid), time.perf_counter()
     try:
         proc = subprocess.run(
-            ["snmpbulkwalk", "-v2c", "-c", "public", "-t", "5", "-r", "2", "-On", "-Cr25",
-             s.snmpd.address, table_oid],
-            capture_output=True, text=True, timeout=CAP_S, check=False, env=CLIENT_ENV)
+            [
+                "snmpbulkwalk",
+                "-v2c",
+                "-c",
+                "public",
+                "-t",
+                "5",
+                "-r",
+                "2",
+                "-On",
+                "-Cr25",
+                s.snmpd.address,
+                table_oid,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=CAP_S,
+            check=False,
+            env=CLIENT_ENV,
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout or b""
         got = (out.decode() if isinstance(out, bytes) else out).count("\n")
@@ -308,9 +372,15 @@ def walk(s: Served, table_oid: str, expected: int) -> None:
         # The walk's per-varbind cost only grows along it (pyagentx3's O(n)
         # GETNEXT), so the rate of its first `got` varbinds extrapolated to all
         # of them is a lower bound of its full wall time.
-        s.walks.append({"wall": CAP_S, "varbinds": float(got),
-                        "wall_lower_bound": CAP_S * expected / max(got, 1),
-                        "snmpd_cpu": cpu_s(s.snmpd.pid) - c0, "agent_cpu": cpu_s(s.proc.pid) - a0})
+        s.walks.append(
+            {
+                "wall": CAP_S,
+                "varbinds": float(got),
+                "wall_lower_bound": CAP_S * expected / max(got, 1),
+                "snmpd_cpu": cpu_s(s.snmpd.pid) - c0,
+                "agent_cpu": cpu_s(s.proc.pid) - a0,
+            }
+        )
         return
     wall = time.perf_counter() - t0
     snmpd_cpu, agent_cpu = cpu_s(s.snmpd.pid) - c0, cpu_s(s.proc.pid) - a0
@@ -322,24 +392,33 @@ def walk(s: Served, table_oid: str, expected: int) -> None:
             raise RuntimeError(f"{s.kind}: walk not strictly increasing at {line[:80]}")
         prev = oid
     if len(lines) != expected or proc.returncode != 0:
-        raise RuntimeError(f"{s.kind}: walk returned {len(lines)} of {expected} varbinds "
-                           f"rc={proc.returncode} {proc.stderr.strip()[:200]}")
-    s.walks.append({"wall": wall, "varbinds": len(lines), "snmpd_cpu": snmpd_cpu,
-                    "agent_cpu": agent_cpu})
+        raise RuntimeError(
+            f"{s.kind}: walk returned {len(lines)} of {expected} varbinds "
+            f"rc={proc.returncode} {proc.stderr.strip()[:200]}"
+        )
+    s.walks.append(
+        {"wall": wall, "varbinds": len(lines), "snmpd_cpu": snmpd_cpu, "agent_cpu": agent_cpu}
+    )
 
 
 def summarise(s: Served) -> dict[str, float]:
     walls = [w["wall"] for w in s.walks]
     med_i = sorted(range(len(walls)), key=walls.__getitem__)[len(walls) // 2]
     med = s.walks[med_i]
-    return {"wall_min": min(walls), "wall_median": med["wall"],
-            "varbinds": med["varbinds"], "vb_per_s": med["varbinds"] / med["wall"],
-            "snmpd_cpu": med["snmpd_cpu"], "agent_cpu": med["agent_cpu"],
-            # Median over the walks of each walk's own ratio.
-            "wall_per_snmpd_cpu": statistics.median(
-                w["wall"] / max(w["snmpd_cpu"], 1e-6) for w in s.walks),
-            "wall_lower_bound": med.get("wall_lower_bound", med["wall"]),
-            "capped": float(s.capped)}
+    return {
+        "wall_min": min(walls),
+        "wall_median": med["wall"],
+        "varbinds": med["varbinds"],
+        "vb_per_s": med["varbinds"] / med["wall"],
+        "snmpd_cpu": med["snmpd_cpu"],
+        "agent_cpu": med["agent_cpu"],
+        # Median over the walks of each walk's own ratio.
+        "wall_per_snmpd_cpu": statistics.median(
+            w["wall"] / max(w["snmpd_cpu"], 1e-6) for w in s.walks
+        ),
+        "wall_lower_bound": med.get("wall_lower_bound", med["wall"]),
+        "capped": float(s.capped),
+    }
 
 
 # ---------------------------------------------------------------- one size
@@ -349,8 +428,9 @@ def _emulator(n_vips: int) -> tuple[Any, Any, tuple]:
     import bench_scrape
 
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=bench_scrape._serve,
-                                           args=(n_vips, 0.25, child), daemon=True)
+    proc = mp.get_context("spawn").Process(
+        target=bench_scrape._serve, args=(n_vips, 0.25, child), daemon=True
+    )
     proc.start()
     return proc, parent, parent.recv()
 
@@ -387,7 +467,7 @@ def _cells(emu: tuple, path: str) -> tuple[str, int, str]:
         pdu.set_decode_buf(vb)
         v, _ = pdu.decode_value()
         if v["name"].startswith(entry):
-            col, idx = (int(x) for x in v["name"][len(entry):].split("."))
+            col, idx = (int(x) for x in v["name"][len(entry) :].split("."))
             cells.append((col, idx, v["type"], v["data"]))
     with open(path, "wb") as f:
         pickle.dump({"table_oid": base, "cells": cells}, f)
@@ -417,8 +497,9 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
         # Idle: no polls, table unchanged (interval 3600 s: the first scrape is done).
         c0 = {k: cpu_s(s.proc.pid) for k, s in served.items()}
         time.sleep(idle_s)
-        out["idle_cpu_pct"] = {k: 100 * (cpu_s(s.proc.pid) - c0[k]) / idle_s
-                               for k, s in served.items()}
+        out["idle_cpu_pct"] = {
+            k: 100 * (cpu_s(s.proc.pid) - c0[k]) / idle_s for k, s in served.items()
+        }
 
         for rep in range(REPS):
             for s in served.values():
@@ -463,8 +544,7 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
             "refresh_window_max_ms": window_stall_ms(refresh_win),
             "refresh_probes": len(refresh_lat),
         }
-        out["stall_ms"] = (out["probe"]["refresh_window_max_ms"]
-                           - out["probe"]["static_median_ms"])
+        out["stall_ms"] = out["probe"]["refresh_window_max_ms"] - out["probe"]["static_median_ms"]
         return out
     finally:
         for s in served.values():
@@ -503,15 +583,24 @@ def rows_for(scrape: dict[int, dict], walks: dict[int, dict]) -> list[tuple[str,
     def add(name: str, value: float, target: str = "", result: str = "") -> None:
         rows.append((name, value, target, result))
 
-    names = {"vpp": "VPP calls", "parse": "parse", "reduce": "reduce", "table": "table build",
-             "cycle": "whole cycle", "cycle_cpu": "whole cycle CPU", "floor": "floor (bare vpp_papi)",
-             "floor_cpu": "floor CPU"}
+    names = {
+        "vpp": "VPP calls",
+        "parse": "parse",
+        "reduce": "reduce",
+        "table": "table build",
+        "cycle": "whole cycle",
+        "cycle_cpu": "whole cycle CPU",
+        "floor": "floor (bare vpp_papi)",
+        "floor_cpu": "floor CPU",
+    }
     for n, r in scrape.items():
         for k in SCRAPE_PHASES:
             add(f"scrape {n:,} VIPs: {names[k]} ms, min", r[f"{k}_min"])
             add(f"scrape {n:,} VIPs: {names[k]} ms, median", r[f"{k}_median"])
-        add(f"scrape {n:,} VIPs: cycle wall / floor wall (median)",
-            r["cycle_median"] / r["floor_median"])
+        add(
+            f"scrape {n:,} VIPs: cycle wall / floor wall (median)",
+            r["cycle_median"] / r["floor_median"],
+        )
 
     for n, w in walks.items():
         for k in AGENTS:
@@ -533,18 +622,29 @@ def rows_for(scrape: dict[int, dict], walks: dict[int, dict]) -> list[tuple[str,
         add(f"GET probe {n:,} VIPs: median ms, no refresh", p["static_median_ms"])
         add(f"GET probe {n:,} VIPs: max ms, no refresh", p["static_max_ms"])
         add(f"GET probe {n:,} VIPs: max ms, refreshing every 1 s", p["refresh_max_ms"])
-        add(f"GET probe {n:,} VIPs: longest per 1 s window ms (median of windows), no refresh",
-            p["static_window_max_ms"])
-        add(f"GET probe {n:,} VIPs: longest per 1 s window ms (median of windows), refreshing",
-            p["refresh_window_max_ms"])
-        add(f"walk {n:,} VIPs ours: RSS MB after the walks while refreshing every 1 s",
-            w["refresh_rss_mb"])
-        add(f"counter-state writes {n:,} VIPs during the refresh windows (live traffic, "
-            f"{w['traffic_ticks']} traffic ticks)", w["state_writes"])
+        add(
+            f"GET probe {n:,} VIPs: longest per 1 s window ms (median of windows), no refresh",
+            p["static_window_max_ms"],
+        )
+        add(
+            f"GET probe {n:,} VIPs: longest per 1 s window ms (median of windows), refreshing",
+            p["refresh_window_max_ms"],
+        )
+        add(
+            f"walk {n:,} VIPs ours: RSS MB after the walks while refreshing every 1 s",
+            w["refresh_rss_mb"],
+        )
+        add(
+            f"counter-state writes {n:,} VIPs during the refresh windows (live traffic, "
+            f"{w['traffic_ticks']} traffic ticks)",
+            w["state_writes"],
+        )
         add(f"counter-state write {n:,} VIPs: ms (JSON + 2 fsyncs, min of 3)", w["state_write_ms"])
         add(f"counter-state file {n:,} VIPs: kB", w["state_bytes"] / 1000)
-        add(f"walk {n:,} VIPs ours: peak RSS MB (VmHWM) while refreshing every 1 s",
-            w["refresh_peak_rss_mb"])
+        add(
+            f"walk {n:,} VIPs ours: peak RSS MB (VmHWM) while refreshing every 1 s",
+            w["refresh_peak_rss_mb"],
+        )
 
     # Targets, at the sizes this run measured.
     sizes = sorted(walks)
@@ -558,56 +658,110 @@ def rows_for(scrape: dict[int, dict], walks: dict[int, dict]) -> list[tuple[str,
         sbig = max(scrape)
         r = scrape[sbig]
         ratio = r["cycle_median"] / r["floor_median"]
-        add(f"TARGET scrape cycle / floor at {sbig:,} VIPs x 8 backends (wall, median)", ratio,
-            "<= 2.0", verdict(ratio <= 2.0))
+        add(
+            f"TARGET scrape cycle / floor at {sbig:,} VIPs x 8 backends (wall, median)",
+            ratio,
+            "<= 2.0",
+            verdict(ratio <= 2.0),
+        )
         pct = r["cycle_cpu_median"] / 5000 * 100  # CPU ms per cycle over a 5 s interval
-        add(f"TARGET scrape CPU % of one core at a 5 s interval, {sbig:,} VIPs", pct, "<= 5",
-            verdict(pct <= 5))
+        add(
+            f"TARGET scrape CPU % of one core at a 5 s interval, {sbig:,} VIPs",
+            pct,
+            "<= 5",
+            verdict(pct <= 5),
+        )
     ours_mid, c_mid = walks[mid]["walk"]["ours"], walks[mid]["walk"]["netsnmpagent"]
     ratio = c_mid["wall_median"] / ours_mid["wall_median"]
-    add(f"TARGET walk {mid:,} VIPs: netsnmpagent wall / ours wall", ratio,
-        ">= 1.0", verdict(ratio >= 1.0))
+    add(
+        f"TARGET walk {mid:,} VIPs: netsnmpagent wall / ours wall",
+        ratio,
+        ">= 1.0",
+        verdict(ratio >= 1.0),
+    )
     ob = walks[big]["walk"]["ours"]
-    add(f"TARGET walk {big:,} VIPs: ours varbinds/s", ob["vb_per_s"], ">= 20,000",
-        verdict(ob["vb_per_s"] >= 20000))
+    add(
+        f"TARGET walk {big:,} VIPs: ours varbinds/s",
+        ob["vb_per_s"],
+        ">= 20,000",
+        verdict(ob["vb_per_s"] >= 20000),
+    )
     pb = walks[big]["walk"]["pyagentx3"]
     # A capped pyagentx3 walk: its partial rate extrapolated (a lower bound).
     ratio = pb["wall_lower_bound"] / ob["wall_median"]
-    add(f"TARGET walk {big:,} VIPs: pyagentx3 wall / ours wall"
-        + (f" (pyagentx3 capped at {CAP_S:.0f} s after {pb['varbinds']:,.0f} varbinds; its"
-           " rate so far extrapolated: a lower bound)" if pb["capped"] else ""),
-        ratio, ">= 10", verdict(ratio >= 10))
+    add(
+        f"TARGET walk {big:,} VIPs: pyagentx3 wall / ours wall"
+        + (
+            f" (pyagentx3 capped at {CAP_S:.0f} s after {pb['varbinds']:,.0f} varbinds; its"
+            " rate so far extrapolated: a lower bound)"
+            if pb["capped"]
+            else ""
+        ),
+        ratio,
+        ">= 10",
+        verdict(ratio >= 10),
+    )
     # Best walk against best walk: this 2-vCPU guest runs a walk either on one
     # vCPU or bouncing between two (about 5x slower, whatever the agent), and a
     # median of a few walks can mix the two modes (bench/profile_walk.py).
-    per = {n: walks[n]["walk"]["ours"]["wall_min"] / walks[n]["walk"]["ours"]["varbinds"]
-           for n in sizes}
+    per = {
+        n: walks[n]["walk"]["ours"]["wall_min"] / walks[n]["walk"]["ours"]["varbinds"]
+        for n in sizes
+    }
     ratio = per[big] / per[small]
-    add(f"TARGET per-varbind cost {big:,} vs {small:,} VIPs (best walks)", ratio, "<= 1.3",
-        verdict(ratio <= 1.3))
+    add(
+        f"TARGET per-varbind cost {big:,} vs {small:,} VIPs (best walks)",
+        ratio,
+        "<= 1.3",
+        verdict(ratio <= 1.3),
+    )
     for n in sizes:
-        add(f"walk {n:,} VIPs ours: wall / snmpd CPU (median of per-walk ratios)",
-            walks[n]["walk"]["ours"]["wall_per_snmpd_cpu"])
+        add(
+            f"walk {n:,} VIPs ours: wall / snmpd CPU (median of per-walk ratios)",
+            walks[n]["walk"]["ours"]["wall_per_snmpd_cpu"],
+        )
     ratio = walks[big]["walk"]["ours"]["wall_per_snmpd_cpu"]
-    add(f"TARGET walk wall / snmpd CPU during the walk at {big:,} VIPs (ours)", ratio,
-        "<= 2.0", verdict(ratio <= 2.0))
+    add(
+        f"TARGET walk wall / snmpd CPU during the walk at {big:,} VIPs (ours)",
+        ratio,
+        "<= 2.0",
+        verdict(ratio <= 2.0),
+    )
     stall = walks[big]["stall_ms"]
-    add(f"TARGET protocol-loop stall from a table swap at {big:,} VIPs ms "
+    add(
+        f"TARGET protocol-loop stall from a table swap at {big:,} VIPs ms "
         "(longest GET round trip per refresh, median of 1 s windows, - median with no refresh)",
-        stall, "<= 5", verdict(stall <= 5))
+        stall,
+        "<= 5",
+        verdict(stall <= 5),
+    )
     rss = walks[big]["refresh_rss_mb"]
-    add(f"TARGET agent RSS MB at {big:,} VIPs x 8 backends (after the walks, refreshing every 1 s)",
-        rss, "<= 100", verdict(rss <= 100))
+    add(
+        f"TARGET agent RSS MB at {big:,} VIPs x 8 backends (after the walks, refreshing every 1 s)",
+        rss,
+        "<= 100",
+        verdict(rss <= 100),
+    )
     idle = walks[small]["idle_cpu_pct"]["ours"]
-    add(f"TARGET idle CPU % of one core ({small:,} VIPs, no polls, no refresh)", idle, "< 1",
-        verdict(idle < 1))
+    add(
+        f"TARGET idle CPU % of one core ({small:,} VIPs, no polls, no refresh)",
+        idle,
+        "< 1",
+        verdict(idle < 1),
+    )
     return rows
 
 
 def render(rows: list[tuple[str, float, str, str]]) -> str:
     lines = ["| figure | value | target | result |", "|---|---:|---|---|"]
     for name, value, target, result in rows:
-        v = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}" if value < 10 else f"{value:.1f}"
+        v = (
+            f"{value:,.0f}"
+            if abs(value) >= 1000
+            else f"{value:.3g}"
+            if value < 10
+            else f"{value:.1f}"
+        )
         lines.append(f"| {name} | {v} | {target} | {result} |")
     return "\n".join(lines)
 
@@ -622,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_s, probe_windows_n = (5.0, 3) if a.quick else (10.0, 9)
 
     def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)  # noqa: T201 - progress for a person
+        print(msg, file=sys.stderr, flush=True)
 
     ensure_netsnmpagent()
     mach = machine()
@@ -637,22 +791,37 @@ def main(argv: list[str] | None = None) -> int:
         walks[n] = bench_size(n, idle_s, probe_windows_n, log)
     rows = rows_for(scrape, walks)
     table = render(rows)
-    header = (f"agentx-lb benchmark ({'quick' if a.quick else 'full'}): {mach['cpu']}, "
-              f"{mach['cores']} cores, Python {mach['python']}, net-snmp {mach['net_snmp']}")
-    print(header)  # noqa: T201
-    print(table)  # noqa: T201
+    header = (
+        f"agentx-lb benchmark ({'quick' if a.quick else 'full'}): {mach['cpu']}, "
+        f"{mach['cores']} cores, Python {mach['python']}, net-snmp {mach['net_snmp']}"
+    )
+    print(header)
+    print(table)
     if a.save:
         date = datetime.date.today().isoformat()
         slug = re.sub(r"[^a-z0-9]+", "-", f"{mach['cpu']}-{mach['cores']}core".lower()).strip("-")
         base = os.path.join(HERE, "results", f"{date}-{slug}")
         os.makedirs(os.path.dirname(base), exist_ok=True)
         with open(base + ".md", "w", encoding="utf-8") as f:
-            f.write(f"# {header}\n\nCommand: `.venv/bin/python bench/run.py"
-                    f"{' --quick' if a.quick else ''} --save`\n\n{table}\n")
+            f.write(
+                f"# {header}\n\nCommand: `.venv/bin/python bench/run.py"
+                f"{' --quick' if a.quick else ''} --save`\n\n{table}\n"
+            )
         with open(base + ".json", "w", encoding="utf-8") as f:
-            json.dump({"machine": mach, "quick": a.quick, "scrape": scrape, "walks": walks,
-                       "figures": [dict(zip(("figure", "value", "target", "result"), r))
-                                   for r in rows]}, f, indent=1, default=str)
+            json.dump(
+                {
+                    "machine": mach,
+                    "quick": a.quick,
+                    "scrape": scrape,
+                    "walks": walks,
+                    "figures": [
+                        dict(zip(("figure", "value", "target", "result"), r)) for r in rows
+                    ],
+                },
+                f,
+                indent=1,
+                default=str,
+            )
         log(f"saved {base}.md/.json")
     return 0
 

@@ -316,7 +316,9 @@ class FakeMaster:
     def _respond(self, conn: socket.socket, pdu: bytes, error: int = 0) -> None:
         _, _, _, _, _, tid, pid, _ = struct.unpack_from("!BBBBIIII", pdu)
         body = struct.pack("!IHH", 0, error, 0)
-        conn.sendall(struct.pack("!BBBBIIII", 1, _RESPONSE, 0x10, 0, 42, tid, pid, len(body)) + body)
+        conn.sendall(
+            struct.pack("!BBBBIIII", 1, _RESPONSE, 0x10, 0, 42, tid, pid, len(body)) + body
+        )
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from vppfixtures import *  # noqa: F403  (emulated VPP fixtures)
-from snmpfixtures import *  # noqa: F403  (private snmpd + net-snmp client fixtures)
 from agentharness import agents  # noqa: F401  (agents started as processes, killed after)
+from snmpfixtures import *  # noqa: F403  (private snmpd + net-snmp client fixtures)
+from vppfixtures import *  # noqa: F403  (emulated VPP fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 
 from agentx_lb.snmpd import SNMPD, PrivateSnmpd
 
-__all__ = ["snmpd", "short_tmpdir"]  # fixtures only; helpers are imported by name
+__all__ = ["short_tmpdir", "snmpd"]  # fixtures only; helpers are imported by name
 
 
 @pytest.fixture
@@ -28,7 +28,9 @@ def short_tmpdir() -> Iterator[str]:
 def snmpd(short_tmpdir: str) -> Iterator[PrivateSnmpd]:
     """A started private snmpd (AgentX master on a socket in a short temp dir)."""
     if not os.path.exists(SNMPD):
-        pytest.fail(f"{SNMPD} is missing: the set-up installs Debian's snmpd (apt-get install snmpd)")
+        pytest.fail(
+            f"{SNMPD} is missing: the set-up installs Debian's snmpd (apt-get install snmpd)"
+        )
     daemon = PrivateSnmpd(short_tmpdir)
     daemon.start()
     try:
@@ -42,11 +44,22 @@ def snmpd(short_tmpdir: str) -> Iterator[PrivateSnmpd]:
 FIXTURE_INDICES = (*range(1, 13), 99, 100, 101)
 
 
-def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: float | None = None):  # noqa: ANN001, ANN201
+def make_snapshot(
+    indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: float | None = None
+):
     """VIPs at `indices`: IPv4 and IPv6, with/without weights, one without active backend.
 
     `taken_at`: when its scrape ran (monotonic; default now)."""
-    from agentx_lb.model import Backend, Encap, Health, LbSettings, Snapshot, Vip, VipCounters, VipRow
+    from agentx_lb.model import (
+        Backend,
+        Encap,
+        Health,
+        LbSettings,
+        Snapshot,
+        Vip,
+        VipCounters,
+        VipRow,
+    )
 
     rows = []
     for i in indices:
@@ -59,7 +72,7 @@ def make_snapshot(indices=FIXTURE_INDICES, backends_per_vip: int = 2, taken_at: 
                     address=addr,
                     buckets=1024 * (j + 1),
                     flows=i * 10 + j,
-                    used=not (i == 3 or j == 1 and i == 4),
+                    used=not (i == 3 or (j == 1 and i == 4)),
                     weight=(j * 50) % 101 if i % 2 else None,
                 )
             )

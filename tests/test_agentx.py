@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
-from snmpfixtures import make_snapshot
 
 from agentx_lb.agentx import Connection, LbAgent, ProtocolError
+from agentx_lb.agentx.codec import HDR_LEN
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
+from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
@@ -26,7 +27,9 @@ GET, GETNEXT, GETBULK, CLOSE, RESPONSE = 5, 6, 7, 2, 18
 END_OF_MIB, NO_SUCH_OBJECT, NO_SUCH_INSTANCE = 130, 128, 129
 
 
-def request(ptype: int, ranges, *, packet_id: int = 7, body: bytes = b"", le: bool = False) -> bytes:  # noqa: ANN001
+def request(
+    ptype: int, ranges, *, packet_id: int = 7, body: bytes = b"", le: bool = False
+) -> bytes:
     """A request PDU; ranges = [(start, end, include)]."""
     payload = body
     for start, end, include in ranges:
@@ -37,7 +40,7 @@ def request(ptype: int, ranges, *, packet_id: int = 7, body: bytes = b"", le: bo
     return struct.pack("!BBBBIIII", 1, ptype, 0x10, 0, 42, 1, packet_id, len(payload)) + payload
 
 
-def _le_oid(oid, include: int) -> bytes:  # noqa: ANN001
+def _le_oid(oid, include: int) -> bytes:
     return struct.pack(f"<BBBB{len(oid)}I", len(oid), 0, include, 0, *oid)
 
 
@@ -61,7 +64,7 @@ def agent() -> LbAgent:
     return a
 
 
-def answer(agent: LbAgent, pdu: bytes):  # noqa: ANN201
+def answer(agent: LbAgent, pdu: bytes):
     out = agent.handle(pdu)
     assert out is not None
     return decode_response(out)
@@ -70,8 +73,16 @@ def answer(agent: LbAgent, pdu: bytes):  # noqa: ANN201
 def test_get_found_missing_instance_missing_object(agent: LbAgent) -> None:
     _, err, _, vbs = answer(
         agent,
-        request(GET, [(V + (2, 10), (), 0), (V + (2, 13), (), 0), (V + (21, 1), (), 0),
-                      (ROOT + (1, 1, 11, 0), (), 0), (ROOT + (7,), (), 0)]),
+        request(
+            GET,
+            [
+                (V + (2, 10), (), 0),
+                (V + (2, 13), (), 0),
+                (V + (21, 1), (), 0),
+                (ROOT + (1, 1, 11, 0), (), 0),
+                (ROOT + (7,), (), 0),
+            ],
+        ),
     )
     assert err == 0
     assert vbs[0] == (4, V + (2, 10), b"2001:db8::a/128 tcp/80")
@@ -87,11 +98,23 @@ def test_getnext_exact_vanished_past_end(agent: LbAgent) -> None:
     end = ROOT[:-1] + (ROOT[-1] + 1,)
     _, _, _, vbs = answer(
         agent,
-        request(GETNEXT, [(V + (2, 9), end, 0), (V + (2, 50), end, 0), (V + (2, 101), end, 0),
-                          (ROOT + (1, 4), end, 0), (ROOT[:-1], end, 0)]),
+        request(
+            GETNEXT,
+            [
+                (V + (2, 9), end, 0),
+                (V + (2, 50), end, 0),
+                (V + (2, 101), end, 0),
+                (ROOT + (1, 4), end, 0),
+                (ROOT[:-1], end, 0),
+            ],
+        ),
     )
     assert [o for _, o, _ in vbs] == [
-        V + (2, 10), V + (2, 99), V + (3, 1), ROOT + (1, 4), ROOT + (1, 1, 1, 0)
+        V + (2, 10),
+        V + (2, 99),
+        V + (3, 1),
+        ROOT + (1, 4),
+        ROOT + (1, 1, 1, 0),
     ]
     assert vbs[2][0] == 2 and vbs[3][0] == END_OF_MIB  # past the table: leave our subtree
 
@@ -99,8 +122,10 @@ def test_getnext_exact_vanished_past_end(agent: LbAgent) -> None:
 def test_getnext_include_and_end_bound(agent: LbAgent) -> None:
     _, _, _, vbs = answer(
         agent,
-        request(GETNEXT, [(V + (2, 9), (), 1), (V + (2, 9), V + (2, 10), 0),
-                          (V + (2, 9), V + (2, 11), 0)]),
+        request(
+            GETNEXT,
+            [(V + (2, 9), (), 1), (V + (2, 9), V + (2, 10), 0), (V + (2, 9), V + (2, 11), 0)],
+        ),
     )
     assert [(t, o) for t, o, _ in vbs] == [
         (4, V + (2, 9)),
@@ -114,7 +139,9 @@ def test_getbulk_exact(agent: LbAgent) -> None:
     *_, before_last, last = agent.table.oids
     _, err, _, vbs = answer(
         agent,
-        request(GETBULK, [(V + (2, 1), (), 0), (V + (2, 11), (), 0), (before_last, (), 0)], body=body),
+        request(
+            GETBULK, [(V + (2, 1), (), 0), (V + (2, 11), (), 0), (before_last, (), 0)], body=body
+        ),
     )
     assert err == 0
     types_oids = [(t, o) for t, o, _ in vbs]
@@ -171,8 +198,13 @@ def test_publish_rejects_other_root(agent: LbAgent) -> None:
         agent.publish(Table.empty((1, 3, 6, 1, 4, 1, 1)))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunks=st.lists(st.binary(max_size=300), max_size=8), seed_type=st.sampled_from([5, 6, 7, 8, 99]))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    chunks=st.lists(st.binary(max_size=300), max_size=8),
+    seed_type=st.sampled_from([5, 6, 7, 8, 99]),
+)
 def test_fuzz_stream_never_crashes(agent: LbAgent, chunks: list[bytes], seed_type: int) -> None:
     """Arbitrary bytes over a socketpair: only ProtocolError/ConnectionError may escape."""
     a, b = socket.socketpair()
@@ -186,13 +218,17 @@ def test_fuzz_stream_never_crashes(agent: LbAgent, chunks: list[bytes], seed_typ
         b.sendall(data)
         b.shutdown(socket.SHUT_WR)
         try:
-            while True:
+            # Each turn reads, consumes a PDU (at least HDR_LEN octets) or ends the
+            # stream: a session that does neither fails here instead of hanging.
+            for _ in range(len(data) // HDR_LEN + 10):
                 pdu = session.recv_pdu(0.01)
                 if pdu is None:
                     continue
                 out = agent.handle(pdu)
                 if out is not None:
                     decode_response(out)  # every answer is a well-formed Response
+            else:
+                pytest.fail(f"{len(data)} octets neither consumed nor refused")
         except (ProtocolError, ConnectionError):
             pass
     finally:
@@ -266,7 +302,7 @@ def running(master: FakeMaster) -> Iterator[tuple[LbAgent, threading.Event, thre
     assert not t.is_alive()
 
 
-def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:  # noqa: ANN001
+def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:
     conn, open_pdu, reg = master.accept()
     with conn:
         assert open_pdu[20] == 4  # our timeout
@@ -290,7 +326,7 @@ def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:  
         assert close[1] == CLOSE and close[20] == 5
 
 
-def test_reconnect_after_garbage_and_master_close(master: FakeMaster, running) -> None:  # noqa: ANN001
+def test_reconnect_after_garbage_and_master_close(master: FakeMaster, running) -> None:
     conn, _, _ = master.accept()
     conn.sendall(struct.pack("!BBBBIIII", 1, GET, 0x10, 0, 1, 1, 1, 0x7FFFFFFF))  # absurd length
     conn2, _, _ = master.accept()  # the agent dropped the stream and came back

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
-from snmpfixtures import make_snapshot
 
 from agentx_lb.agentx import MAX_PINS, Connection, LbAgent
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
+from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
@@ -35,7 +35,9 @@ TABLES = (
 def getnext(start: bytes, end: tuple = ROOT_END, packet_id: int = 7, session: int = 42) -> bytes:
     """A one-range GetNext; `start` is an AgentX wire OID (as snmpd echoes it)."""
     payload = start + encode_oid(end)
-    return struct.pack("!BBBBIIII", 1, GETNEXT, 0x10, 0, session, 3, packet_id, len(payload)) + payload
+    return (
+        struct.pack("!BBBBIIII", 1, GETNEXT, 0x10, 0, session, 3, packet_id, len(payload)) + payload
+    )
 
 
 def wire_oid(table: Table, i: int) -> bytes:
@@ -55,7 +57,7 @@ class FakeClock:
         return self.now
 
 
-def make_agent(**kw) -> LbAgent:  # noqa: ANN003
+def make_agent(**kw) -> LbAgent:
     kw.setdefault("clock", FakeClock())
     return LbAgent("/nonexistent/agentx.sock", ROOT, **kw)
 

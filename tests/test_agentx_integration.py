@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import contextlib
 import dataclasses
+import itertools
+import math
 import os
 import re
 import subprocess
@@ -15,14 +16,14 @@ from pathlib import Path
 
 import pytest
 from pyagentx3.pdu import PDU
-from snmpfixtures import FIXTURE_INDICES, make_snapshot
-from test_mib_pysmi import SHARED_MIBS
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.model import VipCounters, VipRow
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, format_oid, parse_oid
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 from agentx_lb.table import Table, build_table
+from snmpfixtures import FIXTURE_INDICES, make_snapshot
+from test_mib_pysmi import SHARED_MIBS
 
 pytestmark = pytest.mark.integration
 
@@ -74,12 +75,16 @@ def expected(table: Table) -> list[tuple[tuple[int, ...], object]]:
     return out
 
 
-def without_age(cells: list[tuple[tuple[int, ...], object]]) -> list[tuple[tuple[int, ...], object]]:
+def without_age(
+    cells: list[tuple[tuple[int, ...], object]],
+) -> list[tuple[tuple[int, ...], object]]:
     return [(oid, None if oid == AGE else value) for oid, value in cells]
 
 
 @pytest.fixture
-def served(snmpd: PrivateSnmpd) -> Iterator[tuple[PrivateSnmpd, LbAgent, threading.Event, threading.Thread]]:
+def served(
+    snmpd: PrivateSnmpd,
+) -> Iterator[tuple[PrivateSnmpd, LbAgent, threading.Event, threading.Thread]]:
     agent = LbAgent(snmpd.agentx_socket, ROOT, max_age_s=math.inf)
     agent.publish(build_table(make_snapshot(), ROOT))
     stop = threading.Event()
@@ -95,23 +100,24 @@ def served(snmpd: PrivateSnmpd) -> Iterator[tuple[PrivateSnmpd, LbAgent, threadi
     assert not thread.is_alive()
 
 
-def test_walk_and_bulkwalk_equal_the_table(served) -> None:  # noqa: ANN001
+def test_walk_and_bulkwalk_equal_the_table(served) -> None:
     snmpd, agent, _, _ = served
     want = without_age(expected(agent.table))
     for out in (snmpd.walk(R, options=OPTS), snmpd.bulkwalk(R, options=OPTS)):
         got = parse(out)
         assert without_age(got) == want
         oids = [o for o, _ in got]
-        assert all(a < b for a, b in zip(oids, oids[1:]))
+        assert all(a < b for a, b in itertools.pairwise(oids))
         assert [o[-1] for o in oids if o[:-1] == V + (2,)] == list(FIXTURE_INDICES)
     assert agent.sessions == 1
 
 
-def test_snapshot_values_through_snmpd(served) -> None:  # noqa: ANN001
+def test_snapshot_values_through_snmpd(served) -> None:
     snmpd, _, _, _ = served
     vip = make_snapshot().rows[0].vip
-    got = dict(parse(snmpd.get(*(format_oid(V + (c, 1)) for c in (2, 4, 5, 14, 15, 20)),
-                               options=OPTS)))
+    got = dict(
+        parse(snmpd.get(*(format_oid(V + (c, 1)) for c in (2, 4, 5, 14, 15, 20)), options=OPTS))
+    )
     assert got == {
         V + (2, 1): vip.name.encode(),
         V + (4, 1): bytes([192, 0, 2, 1]),
@@ -124,7 +130,7 @@ def test_snapshot_values_through_snmpd(served) -> None:  # noqa: ANN001
     }
 
 
-def test_missing_row_and_vanished_getnext(served) -> None:  # noqa: ANN001
+def test_missing_row_and_vanished_getnext(served) -> None:
     snmpd, agent, _, _ = served
     out = snmpd.get(format_oid(V + (2, 50)), format_oid(V + (2, 1)))
     assert "No Such Instance" in out.splitlines()[0]
@@ -135,19 +141,21 @@ def test_missing_row_and_vanished_getnext(served) -> None:  # noqa: ANN001
     assert after[: len(ROOT)] != ROOT and after > last  # left our subtree
 
 
-def test_bad_value_rejected_rest_served(served) -> None:  # noqa: ANN001
+def test_bad_value_rejected_rest_served(served) -> None:
     snmpd, agent, _, _ = served
     snap = make_snapshot()
     row = snap.rows[1]
     bad = dataclasses.replace(row, counters=dataclasses.replace(row.counters, next_packets=-1))
-    agent.publish(build_table(dataclasses.replace(snap, rows=(snap.rows[0], bad, *snap.rows[2:])), ROOT))
+    agent.publish(
+        build_table(dataclasses.replace(snap, rows=(snap.rows[0], bad, *snap.rows[2:])), ROOT)
+    )
     out = snmpd.get(format_oid(V + (14, 2)), format_oid(V + (15, 2)), options=OPTS)
     assert "No Such Instance" in out.splitlines()[0]
     assert parse(out.splitlines()[1])[0][1] == 2
     assert len(parse(snmpd.bulkwalk(R, options=OPTS))) == len(agent.table)
 
 
-def test_large_get_and_1000_vip_bulkwalk(served) -> None:  # noqa: ANN001
+def test_large_get_and_1000_vip_bulkwalk(served) -> None:
     snmpd, agent, _, _ = served
     oids = [format_oid(V + (c, i)) for i in FIXTURE_INDICES[:3] for c in range(2, 22)]
     got = parse(snmpd.get(*oids, options=OPTS))
@@ -163,7 +171,7 @@ def test_large_get_and_1000_vip_bulkwalk(served) -> None:  # noqa: ANN001
     assert agent.fast_answers - fast >= len(walked) * 24 // 25
 
 
-def test_publish_mid_walk_each_pdu_sees_one_table(served) -> None:  # noqa: ANN001
+def test_publish_mid_walk_each_pdu_sees_one_table(served) -> None:
     snmpd, agent, _, _ = served
     with _flipping(agent, _variant(1000), _variant(2000)):
         oids = [format_oid(V + (14, i)) for i in FIXTURE_INDICES]  # next = base + index
@@ -200,13 +208,15 @@ def _variant(base: int) -> Table:
 
     def counters(r: VipRow) -> VipCounters:
         i = r.vip.index
-        return dataclasses.replace(r.counters, next_packets=base + i, untracked_packets=2 * base + i)
+        return dataclasses.replace(
+            r.counters, next_packets=base + i, untracked_packets=2 * base + i
+        )
 
     rows = tuple(dataclasses.replace(r, counters=counters(r)) for r in snap.rows)
     return build_table(dataclasses.replace(snap, rows=rows), ROOT)
 
 
-def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN001
+def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:
     """Tables published all through a walk (thousands per walk): every walk,
     snmpwalk (GetNext) and snmpbulkwalk alike, comes from one of them, all
     columns of every row included."""
@@ -229,7 +239,7 @@ def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:  # noqa: ANN
             assert len(bases) == 1 and bases <= {1000, 2000}, bases
 
 
-def test_snmptable_during_publishes_is_one_scrape(served) -> None:  # noqa: ANN001
+def test_snmptable_during_publishes_is_one_scrape(served) -> None:
     """snmptable -CB asks a row per request (one range per column): its whole
     table comes from one scrape while tables are being published. With GETBULK
     (its default) it walks column by column, each from its column's OID: each
@@ -259,7 +269,7 @@ def test_snmptable_during_publishes_is_one_scrape(served) -> None:  # noqa: ANN0
                 assert next_bases == untracked_bases, (next_bases, untracked_bases)
 
 
-def test_snmpd_restart_and_stop_while_down(served) -> None:  # noqa: ANN001
+def test_snmpd_restart_and_stop_while_down(served) -> None:
     snmpd, agent, stop, thread = served
     snmpd.kill()
     snmpd.start()

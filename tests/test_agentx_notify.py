@@ -11,8 +11,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from snmpfixtures import make_snapshot
-from test_agentx import GET, FakeMaster, V, decode_response, request
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.agentx.codec import FLAG_CONTEXT, FLAG_NBO, NOTIFY, Pdu
@@ -20,6 +18,8 @@ from agentx_lb.agentx.outbox import Outbox
 from agentx_lb.notify import Notification, encode
 from agentx_lb.oids import DEFAULT_ROOT, SNMP_TRAP_OID_0, NotificationType, encode_oid
 from agentx_lb.table import build_table
+from snmpfixtures import make_snapshot
+from test_agentx import GET, FakeMaster, V, decode_response, request
 
 ROOT = DEFAULT_ROOT
 PROCESSING_ERROR = 268

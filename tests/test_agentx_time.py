@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import struct
 
-from snmpfixtures import make_snapshot
-
 from agentx_lb.agentx import Responder
 from agentx_lb.clock import EventClock, MasterClock
 from agentx_lb.oids import AGENT, DEFAULT_ROOT, VIP_ENTRY, AgentScalar, VipColumn, encode_oid
 from agentx_lb.table import Table, build_table
+from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
@@ -68,7 +67,7 @@ def test_rows_older_than_the_limit_are_not_served_without_any_publish() -> None:
     typ, _ = get(r, NAME_1, 100.0 + LIMIT_S + 0.01)
     assert typ == NO_SUCH_INSTANCE
     # A walk from the VIP table's start finds no row at all.
-    typ, oid, _ = varbind(r.answer(request(GETNEXT, encode_oid(V)), 130.0))
+    typ, _oid, _ = varbind(r.answer(request(GETNEXT, encode_oid(V)), 130.0))
     assert typ == 130  # endOfMibView
     # The scalars are served, saying why.
     assert u32(get(r, A + (AgentScalar.VIP_COUNT, 0), 130.0)[1]) == 0
@@ -112,10 +111,10 @@ def test_a_pin_is_judged_by_the_scrape_time_not_the_publish_time() -> None:
     r.publish(table(taken_at=0.0), 0.0)
     head = _walk_to_vip_rows(r, 10.0)
     r.publish(table(taken_at=12.0, indices=(1, 7)), 12.0)  # a newer scrape
-    typ, oid, _ = varbind(r.answer(request(GETNEXT, head), 14.0))
+    _typ, oid, _ = varbind(r.answer(request(GETNEXT, head), 14.0))
     assert oid == encode_oid(V + (VipColumn.NAME, 2))  # the walk keeps its t=0 table
     head = oid
-    typ, oid, _ = varbind(r.answer(request(GETNEXT, head), 15.5))
+    _typ, oid, _ = varbind(r.answer(request(GETNEXT, head), 15.5))
     assert oid == encode_oid(V + (VipColumn.NAME, 7))  # t=0 rows too old: the newest
 
 

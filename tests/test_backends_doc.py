@@ -24,10 +24,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_backends_e2e import Served  # noqa: E402
-
-from agentx_lb.emulator import EmulatedVpp  # noqa: E402
-from agentx_lb.snmpd import PrivateSnmpd  # noqa: E402
+from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.snmpd import PrivateSnmpd
+from test_backends_e2e import Served
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ Cells are addressed numerically:
 
 from __future__ import annotations
 
-import math
 import ipaddress
+import math
 import re
 import threading
 import time
@@ -149,7 +149,7 @@ def expected_backend_cells(vpp: EmulatedVpp) -> Cells:
     """Every backend cell the agent must serve, from the emulator's model."""
     out: Cells = {}
     with vpp.lock:
-        vips = {i: v for i, v in vpp._vips.items() if not v.removed}  # noqa: SLF001
+        vips = {i: v for i, v in vpp._vips.items() if not v.removed}
         for index, v in vips.items():
             label = vip_label(v.prefix, v.protocol, v.port)
             for b, buckets in zip(v.backends, v.buckets()):
@@ -166,7 +166,7 @@ def expected_backend_cells(vpp: EmulatedVpp) -> Cells:
 def expected_vip_status(vpp: EmulatedVpp) -> Cells:
     out: Cells = {}
     with vpp.lock:
-        for index, v in vpp._vips.items():  # noqa: SLF001
+        for index, v in vpp._vips.items():
             if v.removed:
                 continue
             active = sum(1 for b in v.backends if not b.removed)
@@ -256,7 +256,7 @@ def test_weight_absent_where_vpp_prints_none(serve: Callable[..., Served], style
     assert buckets[0] == "Gauge32"
     # GETNEXT from the weight column skips straight to the buckets column.
     nxt = parse(served.snmpd.getnext(f"{BACKEND}.{WEIGHT}"))
-    assert list(nxt)[0].startswith(f"{BACKEND}.{BUCKETS}.")
+    assert next(iter(nxt)).startswith(f"{BACKEND}.{BUCKETS}.")
 
 
 def test_active_count_and_oper_status_follow_the_backends(serve: Callable[..., Served]) -> None:

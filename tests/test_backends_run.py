@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from agentharness import AgentProc, wait_until
-from test_backends_e2e import R, expected_backend_cells, mixed_setup, parse
 
+from agentharness import AgentProc, wait_until
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
+from test_backends_e2e import R, expected_backend_cells, mixed_setup, parse
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def test_dump_lists_backends_per_vip(make_vpp: Callable[..., EmulatedVpp], style
     assert set(by_index) == {vips["web"], vips["dns6"], vips["empty"]}  # removed VIP left out
 
     with vpp.lock:
-        model = {i: v for i, v in vpp._vips.items() if not v.removed}  # noqa: SLF001
+        model = {i: v for i, v in vpp._vips.items() if not v.removed}
         for index, v in model.items():
             want = [
                 {

@@ -10,21 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
+from agentx_lb.emulator import EmulatedVpp
 from test_backends_e2e import (
     BACKEND,
     NAME,
-    R,
     STATE,
     WEIGHT,
+    R,
     Served,
     expected_backend_cells,
     expected_vip_status,
     row_vip,
-    served_vip_status,
     serve,  # noqa: F401  (fixture)
+    served_vip_status,
 )
-
-from agentx_lb.emulator import EmulatedVpp
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def build(vpp: EmulatedVpp) -> list[int]:
 
 
 def test_thousand_vips_by_eight_backends_one_walk(
-    serve: Callable[..., Served],  # noqa: F811
+    serve: Callable[..., Served],
 ) -> None:
     served = serve(workers=2, cli_style="master")
     indices = build(served.vpp)

@@ -25,9 +25,17 @@ EXPECTED = [
     r"scrape 10 VIPs: table build ms, median",
     r"scrape 10 VIPs: whole cycle CPU ms, median",
     r"scrape 10 VIPs: floor \(bare vpp_papi\) ms, median",
-    *[rf"walk 100 VIPs {a}: {f}" for a in ("ours", "pyagentx3", "netsnmpagent")
-      for f in ("wall s min", "wall s median", r"varbinds/s \(median\)",
-                r"snmpd CPU s \(median walk\)", "RSS MB after walks")],
+    *[
+        rf"walk 100 VIPs {a}: {f}"
+        for a in ("ours", "pyagentx3", "netsnmpagent")
+        for f in (
+            "wall s min",
+            "wall s median",
+            r"varbinds/s \(median\)",
+            r"snmpd CPU s \(median walk\)",
+            "RSS MB after walks",
+        )
+    ],
     r"walk 100 VIPs ours, refreshing every 1 s: varbinds/s",
     r"GET probe 100 VIPs: max ms, refreshing every 1 s",
     r"TARGET walk 100 VIPs: netsnmpagent wall / ours wall",
@@ -48,7 +56,11 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?(e[-+]?\d+)?$")
 def test_quick_run_prints_every_figure_as_a_number() -> None:
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "bench", "run.py"), "--quick"],
-        capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {}
@@ -69,9 +81,19 @@ def test_backend_walk_bench_walks_the_whole_backend_table() -> None:
     # bench/run.py's walk() raises unless every walk returns exactly the
     # varbinds of the table built from the same scrape, strictly increasing.
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "bench", "bench_backends.py"),
-         "--vips", "10", "--reps", "2"],
-        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+        [
+            sys.executable,
+            os.path.join(REPO, "bench", "bench_backends.py"),
+            "--vips",
+            "10",
+            "--reps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     head = re.search(r"10 VIPs x 8 backends: ([\d,]+) varbinds, 2 walks", proc.stdout)
@@ -84,9 +106,21 @@ def test_backend_walk_bench_walks_the_whole_backend_table() -> None:
 def test_metrics_bench_prints_every_figure() -> None:
     # Figures only: the run must complete and print each row with a number.
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "bench", "bench_metrics.py"),
-         "--vips", "10", "--reps", "1", "--agent-s", "0"],
-        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+        [
+            sys.executable,
+            os.path.join(REPO, "bench", "bench_metrics.py"),
+            "--vips",
+            "10",
+            "--reps",
+            "1",
+            "--agent-s",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {}

@@ -42,39 +42,128 @@ _GRE4_80 = Vip(
 EXPECTED: dict[str, tuple[Vip, ...]] = {
     "vips_22.10.txt": (
         _GRE4_80,
-        Vip(2, "192.0.2.2", 32, 4, Encap.L3DSR, protocol=17, port=53, flow_table_length=1024,
-            backends=(Backend("10.0.0.4", 1024, 0, True),), dscp=10),
-        Vip(3, "192.0.2.3", 32, 4, Encap.NAT4, protocol=6, port=80, flow_table_length=1024,
-            target_port=8080),
-        Vip(4, "2001:db8::1", 128, 6, Encap.GRE6, protocol=6, port=443, flow_table_length=64,
-            backends=(Backend("2001:db8:ff::4", 32, 1, True),
-                      Backend("2001:db8:ff::5", 32, 0, False))),
+        Vip(
+            2,
+            "192.0.2.2",
+            32,
+            4,
+            Encap.L3DSR,
+            protocol=17,
+            port=53,
+            flow_table_length=1024,
+            backends=(Backend("10.0.0.4", 1024, 0, True),),
+            dscp=10,
+        ),
+        Vip(
+            3,
+            "192.0.2.3",
+            32,
+            4,
+            Encap.NAT4,
+            protocol=6,
+            port=80,
+            flow_table_length=1024,
+            target_port=8080,
+        ),
+        Vip(
+            4,
+            "2001:db8::1",
+            128,
+            6,
+            Encap.GRE6,
+            protocol=6,
+            port=443,
+            flow_table_length=64,
+            backends=(
+                Backend("2001:db8:ff::4", 32, 1, True),
+                Backend("2001:db8:ff::5", 32, 0, False),
+            ),
+        ),
         Vip(6, "203.0.113.0", 24, 4, Encap.GRE6, flow_table_length=1024, removed=True),
-        Vip(7, "2001:db8::7", 128, 6, Encap.NAT6, protocol=17, port=5353,
-            flow_table_length=1024, backends=(Backend("2001:db8:ff::7", 1024, 0, True),),
-            target_port=53),
+        Vip(
+            7,
+            "2001:db8::7",
+            128,
+            6,
+            Encap.NAT6,
+            protocol=17,
+            port=5353,
+            flow_table_length=1024,
+            backends=(Backend("2001:db8:ff::7", 1024, 0, True),),
+            target_port=53,
+        ),
     ),
     "vips_25.10.txt": (
         _GRE4_80,
-        Vip(3, "2001:db8::1", 128, 6, Encap.GRE6, protocol=6, port=443, src_ip_sticky=True,
+        Vip(
+            3,
+            "2001:db8::1",
+            128,
+            6,
+            Encap.GRE6,
+            protocol=6,
+            port=443,
+            src_ip_sticky=True,
             flow_table_length=64,
-            backends=(Backend("2001:db8:ff::4", 21, 1, True),
-                      Backend("2001:db8:ff::5", 21, 0, True),
-                      Backend("2001:db8:ff::6", 22, 0, False))),
-        Vip(4, "2001:db8::a0", 124, 6, Encap.GRE4, flow_table_length=1024,
-            backends=(Backend("10.0.0.9", 1024, 0, True),)),
-        Vip(5, "192.0.2.1", 32, 4, Encap.GRE4, protocol=17, port=53, src_ip_sticky=True,
-            flow_table_length=1024, removed=True),
+            backends=(
+                Backend("2001:db8:ff::4", 21, 1, True),
+                Backend("2001:db8:ff::5", 21, 0, True),
+                Backend("2001:db8:ff::6", 22, 0, False),
+            ),
+        ),
+        Vip(
+            4,
+            "2001:db8::a0",
+            124,
+            6,
+            Encap.GRE4,
+            flow_table_length=1024,
+            backends=(Backend("10.0.0.9", 1024, 0, True),),
+        ),
+        Vip(
+            5,
+            "192.0.2.1",
+            32,
+            4,
+            Encap.GRE4,
+            protocol=17,
+            port=53,
+            src_ip_sticky=True,
+            flow_table_length=1024,
+            removed=True,
+        ),
     ),
     "vips_master.txt": (
-        Vip(1, "192.0.2.1", 32, 4, Encap.GRE4, protocol=6, port=80, flow_table_length=1024,
-            backends=(Backend("10.0.0.3", 683, 54, True, weight=100),
-                      Backend("10.0.0.2", 341, 46, True, weight=50))),
-        Vip(2, "198.51.100.1", 32, 4, Encap.NAT4, protocol=6, port=443, src_ip_sticky=True,
+        Vip(
+            1,
+            "192.0.2.1",
+            32,
+            4,
+            Encap.GRE4,
+            protocol=6,
+            port=80,
+            flow_table_length=1024,
+            backends=(
+                Backend("10.0.0.3", 683, 54, True, weight=100),
+                Backend("10.0.0.2", 341, 46, True, weight=50),
+            ),
+        ),
+        Vip(
+            2,
+            "198.51.100.1",
+            32,
+            4,
+            Encap.NAT4,
+            protocol=6,
+            port=443,
+            src_ip_sticky=True,
             flow_table_length=2048,
-            backends=(Backend("10.1.0.1", 0, 0, False, weight=0),
-                      Backend("10.1.0.2", 2048, 5, True, weight=100)),
-            target_port=30443),
+            backends=(
+                Backend("10.1.0.1", 0, 0, False, weight=0),
+                Backend("10.1.0.2", 2048, 5, True, weight=100),
+            ),
+            target_port=30443,
+        ),
     ),
 }
 
@@ -147,7 +236,11 @@ def _block(
         ("  protocol:6 port:70000\n", (), "port 70000 out of range"),
         ("  protocol:256 port:80\n", (), "protocol 256 out of range"),
         ("  dscp:10\n", (), "unexpected dscp"),
-        ("  type:clusterip port:1 target_port:2  counters:\n", (), "NAT type line on a non-NAT VIP"),
+        (
+            "  type:clusterip port:1 target_port:2  counters:\n",
+            (),
+            "NAT type line on a non-NAT VIP",
+        ),
         ("  bogus line\n", (), "unexpected line in VIP header"),
         ("", ("10.0.0.1 1 buckets   0 flows  dpo:1 maybe",), "unexpected line in backends"),
         ("", ("10.0.0.999 1 buckets   0 flows  dpo:1 used",), "bad backend address"),
@@ -222,10 +315,16 @@ def test_unicode_digits_are_not_numbers() -> None:
 def test_ten_thousand_vips_parse() -> None:
     blocks = []
     for i in range(1, 10_001):
-        backends = tuple(f"10.{i // 256}.{i % 256}.{b} 128 buckets   {b} flows  dpo:{b} used"
-                         for b in range(8))
-        blocks.append(_block(header=f" ip4-gre4 [{i}] 198.18.{i // 256}.{i % 256}/32",
-                             head=f"  protocol:6 port:{i}\n", as_lines=backends))
+        backends = tuple(
+            f"10.{i // 256}.{i % 256}.{b} 128 buckets   {b} flows  dpo:{b} used" for b in range(8)
+        )
+        blocks.append(
+            _block(
+                header=f" ip4-gre4 [{i}] 198.18.{i // 256}.{i % 256}/32",
+                head=f"  protocol:6 port:{i}\n",
+                as_lines=backends,
+            )
+        )
     vips = parse_vips_strict("".join(blocks))
     assert len(vips) == 10_000
     assert vips[-1].index == 10_000
@@ -262,9 +361,7 @@ def test_show_lb_unknown_text_gives_nothing() -> None:
 
 # --- properties -----------------------------------------------------------------
 
-_VALID_LINES = [
-    line for name in sorted(EXPECTED) for line in _text(name).split("\n")
-]
+_VALID_LINES = [line for name in sorted(EXPECTED) for line in _text(name).split("\n")]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

@@ -83,7 +83,9 @@ def agents() -> Iterator[list[Agent]]:
 
 
 def test_sigterm_with_nothing_running(short_tmpdir: str, agents: list[Agent]) -> None:
-    agent = Agent(["run", *_flags(short_tmpdir, os.path.join(short_tmpdir, "ax.sock"), short_tmpdir)])
+    agent = Agent(
+        ["run", *_flags(short_tmpdir, os.path.join(short_tmpdir, "ax.sock"), short_tmpdir)]
+    )
     agents.append(agent)
     agent.wait_for("scrape failed")  # VPP absent; snmpd absent too
     rc, log = agent.stop()
@@ -92,12 +94,12 @@ def test_sigterm_with_nothing_running(short_tmpdir: str, agents: list[Agent]) ->
     assert "stopped status=0" in log
 
 
-def test_sigterm_while_vpp_hangs(
-    make_vpp: object, short_tmpdir: str, agents: list[Agent]
-) -> None:
+def test_sigterm_while_vpp_hangs(make_vpp: object, short_tmpdir: str, agents: list[Agent]) -> None:
     vpp: EmulatedVpp = make_vpp(workers=2)  # type: ignore[operator]
     vpp.faults.handshake_hang = True  # the API socket accepts and never answers
-    agent = Agent(["run", *_flags(str(vpp.run_dir), os.path.join(short_tmpdir, "ax.sock"), short_tmpdir)])
+    agent = Agent(
+        ["run", *_flags(str(vpp.run_dir), os.path.join(short_tmpdir, "ax.sock"), short_tmpdir)]
+    )
     agents.append(agent)
     agent.wait_for("starting ")
     agent.wait_for("scrape failed")  # a bounded timeout, not a hang

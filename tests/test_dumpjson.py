@@ -10,11 +10,28 @@ from agentx_lb.model import Backend, Encap, LbSettings, RawScrape, Vip, VipCount
 
 
 def test_document_has_every_field_with_exact_values() -> None:
-    v4 = Vip(1, "192.0.2.1", 32, 4, Encap.GRE4, protocol=6, port=80, src_ip_sticky=True,
-             flow_table_length=1024,
-             backends=(Backend("10.0.0.3", 512, 54, True), Backend("10.0.0.2", 512, 0, False)))
-    v6 = Vip(3, "2001:db8::1", 128, 6, Encap.NAT6, flow_table_length=64,
-             backends=(Backend("2001:db8:ff::4", 64, 1, True, weight=100),), target_port=8443)
+    v4 = Vip(
+        1,
+        "192.0.2.1",
+        32,
+        4,
+        Encap.GRE4,
+        protocol=6,
+        port=80,
+        src_ip_sticky=True,
+        flow_table_length=1024,
+        backends=(Backend("10.0.0.3", 512, 54, True), Backend("10.0.0.2", 512, 0, False)),
+    )
+    v6 = Vip(
+        3,
+        "2001:db8::1",
+        128,
+        6,
+        Encap.NAT6,
+        flow_table_length=64,
+        backends=(Backend("2001:db8:ff::4", 64, 1, True, weight=100),),
+        target_port=8443,
+    )
     raw = RawScrape(
         vips=(v4, v6),
         problems=(CliParseError(7, "  bogus", "unexpected line in VIP header"),),
@@ -33,26 +50,44 @@ def test_document_has_every_field_with_exact_values() -> None:
     doc = scrape_document(raw, rows)
     assert json.loads(json.dumps(doc)) == doc  # JSON-clean
     assert doc["vpp_version"] == "25.10-release"
-    assert doc["settings"] == {"ip4_src_address": "10.0.0.1", "ip6_src_address": None,
-                               "sticky_buckets_per_core": 1024, "flow_timeout_s": 40}
+    assert doc["settings"] == {
+        "ip4_src_address": "10.0.0.1",
+        "ip6_src_address": None,
+        "sticky_buckets_per_core": 1024,
+        "flow_timeout_s": 40,
+    }
     assert doc["problems"] == [
         {"line_no": 7, "line": "  bogus", "reason": "unexpected line in VIP header"}
     ]
     assert doc["timings_ms"] == {"cli": 1.235}
     first, second = doc["vips"]
     assert first == {
-        "index": 1, "name": "192.0.2.1/32 tcp/80", "prefix": "192.0.2.1/32",
-        "address": "192.0.2.1", "prefix_length": 32, "ip_version": 4, "protocol": 6,
-        "port": 80, "encap": "gre4", "src_ip_sticky": True, "flow_table_length": 1024,
-        "dscp": None, "target_port": None, "backend_count": 2, "active_backend_count": 1,
-        "next_packets": 1, "first_packets": 2, "untracked_packets": 3, "no_server_packets": 4,
-        "route_packets": 5, "route_octets": 500, "route_stats_index": 12,
+        "index": 1,
+        "name": "192.0.2.1/32 tcp/80",
+        "prefix": "192.0.2.1/32",
+        "address": "192.0.2.1",
+        "prefix_length": 32,
+        "ip_version": 4,
+        "protocol": 6,
+        "port": 80,
+        "encap": "gre4",
+        "src_ip_sticky": True,
+        "flow_table_length": 1024,
+        "dscp": None,
+        "target_port": None,
+        "backend_count": 2,
+        "active_backend_count": 1,
+        "next_packets": 1,
+        "first_packets": 2,
+        "untracked_packets": 3,
+        "no_server_packets": 4,
+        "route_packets": 5,
+        "route_octets": 500,
+        "route_stats_index": 12,
         "discontinuity_cs": 17,
         "backends": [
-            {"address": "10.0.0.3", "buckets": 512, "flows": 54, "state": "used",
-             "weight": None},
-            {"address": "10.0.0.2", "buckets": 512, "flows": 0, "state": "removed",
-             "weight": None},
+            {"address": "10.0.0.3", "buckets": 512, "flows": 54, "state": "used", "weight": None},
+            {"address": "10.0.0.2", "buckets": 512, "flows": 0, "state": "removed", "weight": None},
         ],
     }
     assert second["prefix"] == "2001:db8::1/128"
@@ -66,8 +101,12 @@ def test_document_has_every_field_with_exact_values() -> None:
 def test_no_settings_no_vips() -> None:
     raw = RawScrape((), (), {}, [], {}, "x")
     assert scrape_document(raw, ()) == {
-        "vips": [], "vpp_version": "", "vpp_instance": "x", "settings": None,
-        "problems": [], "timings_ms": {},
+        "vips": [],
+        "vpp_version": "",
+        "vpp_instance": "x",
+        "settings": None,
+        "problems": [],
+        "timings_ms": {},
     }
 
 

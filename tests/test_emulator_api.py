@@ -29,8 +29,15 @@ def test_shipped_json_files_are_the_generator_output() -> None:
 
 def test_every_needed_function_is_registered(vpp: EmulatedVpp) -> None:
     with api_client(vpp) as client:
-        for name in ("cli_inband", "ip_route_lookup", "control_ping", "show_version",
-                     "lb_vip_dump", "lb_as_dump", "get_api_json"):
+        for name in (
+            "cli_inband",
+            "ip_route_lookup",
+            "control_ping",
+            "show_version",
+            "lb_vip_dump",
+            "lb_as_dump",
+            "get_api_json",
+        ):
             assert hasattr(client.api, name), name
         table = client.dump_message_table()
     assert table["sockclnt_create_455fb9c4"] == 15

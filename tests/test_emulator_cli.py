@@ -36,16 +36,12 @@ COUNTERS0 = """\
 EXPECTED_25_10 = (
     " ip4-gre4 [1] 192.0.2.1/32 src_ip_sticky\n"
     "  new_size:1024\n"
-    "  protocol:6 port:80\n"
-    + COUNTERS0
-    + "  #as:2\n"
+    "  protocol:6 port:80\n" + COUNTERS0 + "  #as:2\n"
     "    10.0.0.2 1024 buckets   0 flows  dpo:10 used\n"
     "    10.0.0.3 0 buckets   0 flows  dpo:11  removed\n"
     "\n"
     " ip6-gre6 [2] 2001:db8::1/128\n"
-    "  new_size:64\n"
-    + COUNTERS0
-    + "  #as:3\n"
+    "  new_size:64\n" + COUNTERS0 + "  #as:3\n"
     "    2001:db8:ff::2 22 buckets   0 flows  dpo:12 used\n"
     "    2001:db8:ff::3 21 buckets   0 flows  dpo:13 used\n"
     "    2001:db8:ff::4 21 buckets   1 flows  dpo:14 used\n"
@@ -53,9 +49,7 @@ EXPECTED_25_10 = (
     " ip4-l3dsr [3] 192.0.2.5/32\n"
     "  new_size:1024\n"
     "  protocol:17 port:53\n"
-    "  dscp:10\n"
-    + COUNTERS0
-    + "  #as:0\n"
+    "  dscp:10\n" + COUNTERS0 + "  #as:0\n"
     "\n"
     " ip4-nat4 [4] 192.0.2.9/32\n"
     "  new_size:1024\n"
@@ -68,9 +62,7 @@ EXPECTED_25_10 = (
     "  #as:0\n"
     "\n"
     " ip4-gre4 [5] 192.0.2.10/32 removed\n"
-    "  new_size:1024\n"
-    + COUNTERS0
-    + "  #as:0\n"
+    "  new_size:1024\n" + COUNTERS0 + "  #as:0\n"
     "\n"
 )
 

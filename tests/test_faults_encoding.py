@@ -40,7 +40,9 @@ _int = st.one_of(
 )
 _text = st.one_of(st.text(max_size=40), st.text(min_size=250, max_size=300), st.just("\ud800"))
 _addr = st.one_of(
-    st.ip_addresses().map(str), _text, st.sampled_from(["10.0.0.1", "2001:db8::1", "::ffff:1.2.3.4"])
+    st.ip_addresses().map(str),
+    _text,
+    st.sampled_from(["10.0.0.1", "2001:db8::1", "::ffff:1.2.3.4"]),
 )
 _maybe_int = st.one_of(st.none(), _int)
 _anything = st.one_of(_int, _text, st.none())

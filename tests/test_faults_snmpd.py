@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from agentharness import (
     COL_NAME,
     COL_NEXT,
@@ -22,7 +23,6 @@ from agentharness import (
     Served,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
 
@@ -30,7 +30,6 @@ pytestmark = pytest.mark.integration
 
 WAIT_S = 20.0
 CLOSE_SHUTDOWN = 5  # RFC 2741 reasonShutdown
-
 
 
 @pytest.fixture
@@ -103,7 +102,11 @@ STATES: dict[str, tuple[bool, Callable[[EmulatedVpp], None], str]] = {
     "vpp-absent": (True, _nothing, "scrape failed"),
     "vpp-stale": (True, lambda v: v.kill(), "scrape failed"),
     "vpp-cli-hang": (True, lambda v: setattr(v.faults, "hang", {"cli_inband"}), "scrape failed"),
-    "vpp-handshake-hang": (True, lambda v: setattr(v.faults, "handshake_hang", True), "scrape failed"),
+    "vpp-handshake-hang": (
+        True,
+        lambda v: setattr(v.faults, "handshake_hang", True),
+        "scrape failed",
+    ),
     "stats-in-progress": (True, lambda v: v.set_in_progress(1), "scrape failed"),
     "serving": (True, lambda v: None, "scrape ok"),
     "master-gone": (True, lambda v: None, "agentx session lost"),

@@ -13,8 +13,8 @@ import stat
 from collections.abc import Callable
 
 import pytest
-from agentharness import COL_NEXT, AgentProc, Served, wait_until
 
+from agentharness import COL_NEXT, AgentProc, Served, wait_until
 from agentx_lb.config import STATE_FILE_NAME
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
@@ -22,7 +22,6 @@ from agentx_lb.snmpd import PrivateSnmpd
 pytestmark = pytest.mark.integration
 
 WAIT_S = 20.0
-
 
 
 def test_counters_monotonic_across_agent_restart_and_bad_state_files(

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from agentharness import (
     COL_DISC,
     COL_NAME,
@@ -33,7 +34,6 @@ from agentharness import (
     Served,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 
@@ -213,5 +213,8 @@ def test_kill9_and_vpp_restart_never_a_lower_counter_without_a_moved_discontinui
     after = wait_until(lambda: served.column(COL_NEXT).get(a), WAIT_S)
     disc_after = served.column(COL_DISC)[a]
     assert int(after) >= int(before) or disc_after != disc_before, (
-        before, after, disc_before, disc_after
+        before,
+        after,
+        disc_before,
+        disc_after,
     )

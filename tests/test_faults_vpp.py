@@ -8,12 +8,14 @@ VPP hangs) are measured by bench/bench_faults.py.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from agentharness import (
     COL_DISC,
     COL_FIRST,
@@ -29,14 +31,12 @@ from agentharness import (
     Served,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
 
 pytestmark = pytest.mark.integration
 
 WAIT_S = 20.0  # generous bound on every wait: the figures live in the benchmark
-
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def down_vpp() -> Iterator[EmulatedVpp]:
 
 
 def _monotonic(values: list[int]) -> bool:
-    return all(a <= b for a, b in zip(values, values[1:]))
+    return all(a <= b for a, b in itertools.pairwise(values))
 
 
 # ------------------------------------------------------------------ VPP absent
@@ -305,9 +305,7 @@ def test_vpp_hang_bounded_no_spin_stale_then_withdrawn(
     assert agent.cpu_fraction(2.5) < 0.5
 
     # After max_stale_intervals without a good scrape: rows withdrawn, scalars say why.
-    sc = wait_until(
-        lambda: (s := served.scalars()).get(VIP_COUNT) == 0 and s, WAIT_S
-    )
+    sc = wait_until(lambda: (s := served.scalars()).get(VIP_COUNT) == 0 and s, WAIT_S)
     assert sc[CONNECTED] == TRUTH_FALSE
     assert reason in str(sc[LAST_ERROR]), sc[LAST_ERROR]
     assert served.names() == {}

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from snmpfixtures import make_snapshot
 
 from agentx_lb import cli, config
 from agentx_lb.metrics import (
@@ -34,6 +33,7 @@ from agentx_lb.metrics import (
     encode_table,
 )
 from agentx_lb.model import Health, Snapshot
+from snmpfixtures import make_snapshot
 
 Labels = frozenset[tuple[str, str]]
 
@@ -86,20 +86,27 @@ def test_counters_are_the_served_values_with_vip_labels() -> None:
         got = by_name(samples, metric)
         want = {
             r.vip.name: float(getattr(r.counters, field))
-            for r in snap.rows if getattr(r.counters, field) is not None
+            for r in snap.rows
+            if getattr(r.counters, field) is not None
         }
         assert got == want, metric
     # Every label the issue names, with the VIP's values.
     row = next(r for r in snap.rows if r.vip.index == 5)
     labels = {
-        "name": "2001:db8::5/128 tcp/80", "prefix": "2001:db8::5/128", "protocol": "tcp",
-        "port": "80", "encap": "gre6",
+        "name": "2001:db8::5/128 tcp/80",
+        "prefix": "2001:db8::5/128",
+        "protocol": "tcp",
+        "port": "80",
+        "encap": "gre6",
     }
     assert row.vip.name == labels["name"]
     key = ("agentx_lb_vip_first_packets_total", frozenset(labels.items()))
     assert samples[key] == 5.0
-    all_port = next(dict(lb) for (m, lb) in samples
-                    if m == "agentx_lb_vip_next_packets_total" and dict(lb)["name"].endswith("any"))
+    all_port = next(
+        dict(lb)
+        for (m, lb) in samples
+        if m == "agentx_lb_vip_next_packets_total" and dict(lb)["name"].endswith("any")
+    )
     assert (all_port["protocol"], all_port["port"]) == ("any", "any")
 
 
@@ -126,14 +133,16 @@ def test_vip_gauges_and_backends() -> None:
     assert 0.0 in up.values()  # VIP 3 has no active backend
     backends = {
         (dict(lb)["name"], dict(lb)["backend"]): v
-        for (m, lb), v in samples.items() if m == "agentx_lb_backend_buckets"
+        for (m, lb), v in samples.items()
+        if m == "agentx_lb_backend_buckets"
     }
     assert backends == {
         (r.vip.name, b.address): float(b.buckets) for r in snap.rows for b in r.vip.backends
     }
     weights = {
         (dict(lb)["name"], dict(lb)["backend"])
-        for (m, lb), v in samples.items() if m == "agentx_lb_backend_weight"
+        for (m, lb), v in samples.items()
+        if m == "agentx_lb_backend_weight"
     }
     assert weights == {
         (r.vip.name, b.address) for r in snap.rows for b in r.vip.backends if b.weight is not None
@@ -163,8 +172,13 @@ def test_health_gauges() -> None:
 def test_withdrawn_table_is_absent_not_zero_and_health_says_why() -> None:
     withdrawn = Snapshot(
         rows=(),
-        health=Health(vpp_connected=False, table_age_s=20, scrape_failures=7,
-                      consecutive_failures=4, last_error="api socket /x: no such socket"),
+        health=Health(
+            vpp_connected=False,
+            table_age_s=20,
+            scrape_failures=7,
+            consecutive_failures=4,
+            last_error="api socket /x: no such socket",
+        ),
     )
     samples, _ = parse(exposition(withdrawn))
     assert not [m for m, _ in samples if m.startswith(("agentx_lb_vip_", "agentx_lb_backend_"))]
@@ -172,8 +186,10 @@ def test_withdrawn_table_is_absent_not_zero_and_health_says_why() -> None:
     assert plain["agentx_lb_vpp_connected"] == 0
     assert plain["agentx_lb_consecutive_scrape_failures"] == 4
     assert plain["agentx_lb_table_age_seconds"] == 20
-    assert ("agentx_lb_last_error_info",
-            frozenset({("error", "api socket /x: no such socket")})) in samples
+    assert (
+        "agentx_lb_last_error_info",
+        frozenset({("error", "api socket /x: no such socket")}),
+    ) in samples
 
 
 def test_collect_reads_the_snapshot_once_per_scrape() -> None:
@@ -195,9 +211,15 @@ def test_collect_reads_the_snapshot_once_per_scrape() -> None:
 # ---------------------------------------------------------------- the fast path of /metrics
 
 
-@pytest.mark.parametrize("snapshot", [
-    make_snapshot(), make_snapshot(indices=range(1, 300), backends_per_vip=8), Snapshot(),
-], ids=["fixture", "299x8", "empty"])
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        make_snapshot(),
+        make_snapshot(indices=range(1, 300), backends_per_vip=8),
+        Snapshot(),
+    ],
+    ids=["fixture", "299x8", "empty"],
+)
 def test_fast_encoder_is_the_collector_through_generate_latest(snapshot: Snapshot) -> None:
     from prometheus_client import CollectorRegistry
 
@@ -216,15 +238,20 @@ def test_label_escaping_is_prometheus_text_format() -> None:
     assert _escape("192.0.2.1/32 tcp/80") == "192.0.2.1/32 tcp/80"
 
 
-def _call(app: MetricsApp, path: str = "/metrics", method: str = "GET",
-          encoding: str = "") -> tuple[str, dict[str, str], bytes]:
+def _call(
+    app: MetricsApp, path: str = "/metrics", method: str = "GET", encoding: str = ""
+) -> tuple[str, dict[str, str], bytes]:
     got: dict[str, object] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
         got["status"], got["headers"] = status, dict(headers)
 
-    body = b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path,
-                         "HTTP_ACCEPT_ENCODING": encoding}, start_response))
+    body = b"".join(
+        app(
+            {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_ACCEPT_ENCODING": encoding},
+            start_response,
+        )
+    )
     return str(got["status"]), got["headers"], body  # type: ignore[return-value]
 
 
@@ -275,22 +302,37 @@ def test_app_paths_and_methods() -> None:
 # ---------------------------------------------------------------- config and server
 
 
-@pytest.mark.parametrize(("text", "want"), [
-    ("127.0.0.1:9744", ("127.0.0.1", 9744)),
-    ("[::1]:9744", ("::1", 9744)),
-    (":9744", ("", 9744)),
-    ("localhost:1", ("localhost", 1)),
-])
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("127.0.0.1:9744", ("127.0.0.1", 9744)),
+        ("[::1]:9744", ("::1", 9744)),
+        (":9744", ("", 9744)),
+        ("localhost:1", ("localhost", 1)),
+    ],
+)
 def test_parse_listen(text: str, want: tuple[str, int]) -> None:
     assert config.parse_listen(text) == want
 
 
-@pytest.mark.parametrize("text", ["9744", "::1:9744", "127.0.0.1:", "127.0.0.1:0",
-                                  "127.0.0.1:65536", "a b:80", "[]:80", "host:80x"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9744",
+        "::1:9744",
+        "127.0.0.1:",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "a b:80",
+        "[]:80",
+        "host:80x",
+    ],
+)
 def test_bad_listen_is_a_config_error_exit_2_one_line(text: str) -> None:
     err = io.StringIO()
-    status = cli.main(["--metrics-listen", text, "--check-config"], environ={}, stderr=err,
-                      stdout=io.StringIO())
+    status = cli.main(
+        ["--metrics-listen", text, "--check-config"], environ={}, stderr=err, stdout=io.StringIO()
+    )
     assert status == 2
     lines = err.getvalue().splitlines()
     assert len(lines) == 1
@@ -299,11 +341,19 @@ def test_bad_listen_is_a_config_error_exit_2_one_line(text: str) -> None:
 
 def test_metrics_listen_is_off_by_default_and_empty_env_is_off() -> None:
     assert config.Config().metrics_listen is None
-    cfg = config.load(flags={}, environ={"AGENTX_LB_METRICS_LISTEN": ""}, config_path="/nonexistent",
-                      explicit=False)
+    cfg = config.load(
+        flags={},
+        environ={"AGENTX_LB_METRICS_LISTEN": ""},
+        config_path="/nonexistent",
+        explicit=False,
+    )
     assert cfg.metrics_listen is None
-    cfg = config.load(flags={}, environ={"AGENTX_LB_METRICS_LISTEN": "127.0.0.1:9744"},
-                      config_path="/nonexistent", explicit=False)
+    cfg = config.load(
+        flags={},
+        environ={"AGENTX_LB_METRICS_LISTEN": "127.0.0.1:9744"},
+        config_path="/nonexistent",
+        explicit=False,
+    )
     assert cfg.metrics_listen == "127.0.0.1:9744"
 
 
@@ -325,9 +375,23 @@ def test_run_with_a_busy_port_exits_2_with_one_line(busy_port: int, tmp_path: ob
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTX_LB_")}
     env.pop("JOURNAL_STREAM", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "agentx_lb", "run", "--state-dir", str(tmp_path),
-         "--agentx-socket", f"{tmp_path}/agentx", "--metrics-listen", f"127.0.0.1:{busy_port}"],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "agentx_lb",
+            "run",
+            "--state-dir",
+            str(tmp_path),
+            "--agentx-socket",
+            f"{tmp_path}/agentx",
+            "--metrics-listen",
+            f"127.0.0.1:{busy_port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [
@@ -337,7 +401,7 @@ def test_run_with_a_busy_port_exits_2_with_one_line(busy_port: int, tmp_path: ob
 
 def _get(url: str) -> tuple[int, str, dict[str, str]]:
     # A URL we built, on loopback.
-    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=30) as resp:
         return resp.status, resp.read().decode(), dict(resp.headers)
 
 

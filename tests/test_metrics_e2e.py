@@ -17,7 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from agentharness import parse_walk
+from agentx_lb.metrics import MetricsServer
+from agentx_lb.oids import (
+    BACKEND_ENTRY,
+    DEFAULT_ROOT,
+    VIP_ENTRY,
+    AgentScalar,
+    BackendColumn,
+    VipColumn,
+    format_oid,
+)
 from test_metrics import Labels, parse
 from test_nms_exporter_e2e import (
     DASHBOARD,
@@ -28,9 +39,6 @@ from test_nms_exporter_e2e import (
     promql_metrics,
 )
 from test_nms_stack import VIPS, Stack, running_stack
-
-from agentx_lb.metrics import MetricsServer
-from agentx_lb.oids import BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, AgentScalar, BackendColumn, VipColumn, format_oid
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +58,7 @@ def scraped(stack: Stack) -> dict[tuple[str, Labels], float]:
     try:
         host, port = server.address
         # A URL we built, on loopback.
-        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as resp:
             samples, _ = parse(resp.read().decode())
     finally:
         server.close()
@@ -62,7 +70,7 @@ def _snmp(stack: Stack, sub: str) -> dict[tuple[int, ...], int | str]:
     base = f"{ROOT}.{sub}"
     out: dict[tuple[int, ...], int | str] = {}
     for oid, (typ, text) in parse_walk(stack.snmpd.walk(base)).items():
-        suffix = tuple(int(x) for x in oid[len(base) + 1:].split("."))
+        suffix = tuple(int(x) for x in oid[len(base) + 1 :].split("."))
         if typ in ("INTEGER", "Gauge32", "Counter64", "Unsigned32"):
             out[suffix] = int(text.split("(")[-1].rstrip(")").split()[0])
         else:
@@ -71,8 +79,11 @@ def _snmp(stack: Stack, sub: str) -> dict[tuple[int, ...], int | str]:
 
 
 def _one(samples: dict[tuple[str, Labels], float], metric: str, **labels: str) -> float | None:
-    hits = [v for (m, lb), v in samples.items()
-            if m == metric and all(dict(lb).get(k) == want for k, want in labels.items())]
+    hits = [
+        v
+        for (m, lb), v in samples.items()
+        if m == metric and all(dict(lb).get(k) == want for k, want in labels.items())
+    ]
     assert len(hits) <= 1, (metric, labels)
     return hits[0] if hits else None
 
@@ -125,18 +136,25 @@ def test_backends_equal_snmp(stack: Stack, scraped: dict) -> None:
         assert _one(scraped, "agentx_lb_backend_weight", **labels) == row.get(BackendColumn.WEIGHT)
         used = 1.0 if row[BackendColumn.STATE] == 1 else 0.0
         assert _one(scraped, "agentx_lb_backend_used", **labels) == used
-    in_metrics = {(dict(lb)["name"], dict(lb)["backend"])
-                  for (m, lb) in scraped if m == "agentx_lb_backend_used"}
+    in_metrics = {
+        (dict(lb)["name"], dict(lb)["backend"])
+        for (m, lb) in scraped
+        if m == "agentx_lb_backend_used"
+    }
     assert in_metrics == {(vip_names[v], a) for v, a in rows}
 
 
 def test_health_equals_snmp(stack: Stack, scraped: dict) -> None:
     scalars = {s[0]: v for s, v in _snmp(stack, "1.1").items()}
     plain = {m: v for (m, lb), v in scraped.items() if not lb}
-    assert plain["agentx_lb_vpp_connected"] == (1.0 if scalars[AgentScalar.VPP_CONNECTED] == 1 else 0.0)
+    assert plain["agentx_lb_vpp_connected"] == (
+        1.0 if scalars[AgentScalar.VPP_CONNECTED] == 1 else 0.0
+    )
     assert plain["agentx_lb_vips"] == scalars[AgentScalar.VIP_COUNT]
     assert plain["agentx_lb_scrape_failures_total"] == scalars[AgentScalar.SCRAPE_FAILURES] == 1
-    assert plain["agentx_lb_consecutive_scrape_failures"] == scalars[AgentScalar.CONSECUTIVE_FAILURES]
+    assert (
+        plain["agentx_lb_consecutive_scrape_failures"] == scalars[AgentScalar.CONSECUTIVE_FAILURES]
+    )
     assert plain["agentx_lb_table_age_seconds"] == scalars[AgentScalar.TABLE_AGE]
     version = scalars[AgentScalar.VPP_VERSION]
     assert _one(scraped, "agentx_lb_vpp_info", version=str(version)) == 1.0
@@ -145,7 +163,9 @@ def test_health_equals_snmp(stack: Stack, scraped: dict) -> None:
 # ---- the Grafana variant for native metrics (contrib/grafana/agentx-lb-native.json) and
 # docs/nms.md's native alert examples name only what /metrics produced
 
-NATIVE_DASHBOARD = Path(__file__).resolve().parent.parent / "contrib" / "grafana" / "agentx-lb-native.json"
+NATIVE_DASHBOARD = (
+    Path(__file__).resolve().parent.parent / "contrib" / "grafana" / "agentx-lb-native.json"
+)
 
 
 def _native_doc_queries() -> list[str]:
@@ -175,9 +195,13 @@ def test_native_dashboard_and_doc_name_only_served_metrics_and_labels(scraped: d
             have = every_label if metric == "" else labels_of[metric]
             assert labels <= have, f"{expr!r}: {metric or 'grouping'} has no {labels - have}"
     assert {
-        "agentx_lb_vip_next_packets_total", "agentx_lb_vip_active_backends",
-        "agentx_lb_backend_buckets", "agentx_lb_vpp_connected", "agentx_lb_scrape_failures_total",
-        "agentx_lb_table_age_seconds", "process_cpu_seconds_total",
+        "agentx_lb_vip_next_packets_total",
+        "agentx_lb_vip_active_backends",
+        "agentx_lb_backend_buckets",
+        "agentx_lb_vpp_connected",
+        "agentx_lb_scrape_failures_total",
+        "agentx_lb_table_age_seconds",
+        "process_cpu_seconds_total",
     } <= used
     # Legends name only labels the series have.
     for panel in board["panels"]:

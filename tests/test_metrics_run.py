@@ -14,11 +14,11 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from agentharness import COL_NEXT, AgentProc, Served, wait_until
-from test_metrics import by_name, parse
 
+from agentharness import COL_NEXT, AgentProc, Served, wait_until
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
+from test_metrics import by_name, parse
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def agent(vpp: EmulatedVpp, snmpd: PrivateSnmpd, short_tmpdir: str) -> Iterator[tuple[AgentProc, str]]:
+def agent(
+    vpp: EmulatedVpp, snmpd: PrivateSnmpd, short_tmpdir: str
+) -> Iterator[tuple[AgentProc, str]]:
     a = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
     vpp.add_backend(a, "10.0.0.1")
     b = vpp.add_vip("198.51.100.0/24")
@@ -38,9 +40,13 @@ def agent(vpp: EmulatedVpp, snmpd: PrivateSnmpd, short_tmpdir: str) -> Iterator[
     vpp.traffic(b, thread=2, no_server_packets=42)
     url = f"http://127.0.0.1:{_free_port()}/metrics"
     proc = AgentProc(
-        api_socket=vpp.api_socket, stats_socket=vpp.stats_socket,
-        agentx_socket=snmpd.agentx_socket, state_dir=short_tmpdir, interval_s=0.5,
-        vpp_timeout_s=0.5, log_level="info",
+        api_socket=vpp.api_socket,
+        stats_socket=vpp.stats_socket,
+        agentx_socket=snmpd.agentx_socket,
+        state_dir=short_tmpdir,
+        interval_s=0.5,
+        vpp_timeout_s=0.5,
+        log_level="info",
         extra=["--max-stale-intervals", "2", "--metrics-listen", url.split("/")[2]],
     )
     try:
@@ -52,7 +58,7 @@ def agent(vpp: EmulatedVpp, snmpd: PrivateSnmpd, short_tmpdir: str) -> Iterator[
 def _scrape(url: str) -> dict:
     try:
         # A URL we built, on loopback.
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as resp:
             return parse(resp.read().decode())[0]
     except OSError:
         return {}
@@ -65,13 +71,17 @@ def test_metrics_next_to_snmp_and_withdrawn_together(
     proc.wait_for(r"metrics listening address=127\.0\.0\.1")
     served = Served(snmpd)
     samples = wait_until(
-        lambda: (s := _scrape(url)) and len(by_name(s, "agentx_lb_vip_next_packets_total")) == 2
-        and s, 30,
+        lambda: (
+            (s := _scrape(url)) and len(by_name(s, "agentx_lb_vip_next_packets_total")) == 2 and s
+        ),
+        30,
     )
     snmp_next = wait_until(lambda: served.column(COL_NEXT), 30)
-    assert sorted(by_name(samples, "agentx_lb_vip_next_packets_total").values()) == sorted(
-        float(v) for v in snmp_next.values()
-    ) == [0.0, 1500.0]
+    assert (
+        sorted(by_name(samples, "agentx_lb_vip_next_packets_total").values())
+        == sorted(float(v) for v in snmp_next.values())
+        == [0.0, 1500.0]
+    )
     assert by_name(samples, "agentx_lb_vip_no_server_packets_total")["198.51.100.0/24 any"] == 42
     plain = {m: v for (m, lb), v in samples.items() if not lb}
     assert plain["agentx_lb_vpp_connected"] == 1

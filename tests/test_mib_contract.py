@@ -280,7 +280,9 @@ def test_notification_objects_are_readable(mib: Mib) -> None:
 
 def test_every_notification_is_in_the_notification_group() -> None:
     body = _strip(MIB_PATH.read_text(encoding="utf-8"))
-    m = re.search(r"vppLbNotificationGroup\s+NOTIFICATION-GROUP\s+NOTIFICATIONS\s*\{([^}]*)\}", body)
+    m = re.search(
+        r"vppLbNotificationGroup\s+NOTIFICATION-GROUP\s+NOTIFICATIONS\s*\{([^}]*)\}", body
+    )
     assert m is not None
     assert set(m.group(1).replace(",", " ").split()) == {n.mib_name for n in oids.NotificationType}
     compliance = re.search(r"vppLbCompliance\s+MODULE-COMPLIANCE(.*?)::=", body, re.S)

@@ -50,7 +50,7 @@ SHARED_MIBS = REPO.parent / "shared" / "mibs"
 DEBIAN_MIBS = Path("/usr/share/snmp/mibs")
 BASE_MODULES = ("SNMPv2-SMI", "SNMPv2-TC", "SNMPv2-CONF", "INET-ADDRESS-MIB")
 
-_TC = "{name} ::= TEXTUAL-CONVENTION\n STATUS current\n DESCRIPTION \"\"\n SYNTAX {syntax}\n"
+_TC = '{name} ::= TEXTUAL-CONVENTION\n STATUS current\n DESCRIPTION ""\n SYNTAX {syntax}\n'
 MINIMAL_BASE_MODULES = {
     "SNMPv2-SMI": (
         "org OBJECT IDENTIFIER ::= { iso 3 }\n"

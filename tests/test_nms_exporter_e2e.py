@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_nms_snmp_exporter import generate_snmp_yml
-from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
 
 from agentx_lb.oids import AgentScalar, BackendColumn, SnmpType, VipColumn
+from test_nms_snmp_exporter import generate_snmp_yml
+from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,13 @@ STATE_SETS = {
 INFOS = {"vppLbVipAddressType", "vppLbVipEncap", "vppLbVipSrcIpSticky"}
 # Strings and addresses: the value is a label of a series valued 1.
 STRINGS = {
-    "vppLbAgentVppVersion", "vppLbAgentLastError", "vppLbConfIp4SrcAddress",
-    "vppLbConfIp6SrcAddress", "vppLbVipName", "vppLbVipAddress", "vppLbBackendName",
+    "vppLbAgentVppVersion",
+    "vppLbAgentLastError",
+    "vppLbConfIp4SrcAddress",
+    "vppLbConfIp6SrcAddress",
+    "vppLbVipName",
+    "vppLbVipAddress",
+    "vppLbBackendName",
 }
 # Not-accessible index objects: labels, never metrics.
 INDEX_OBJECTS = {"vppLbVipIndex", "vppLbBackendAddressType", "vppLbBackendAddress"}
@@ -188,7 +193,7 @@ def scrape(stack: Stack, snmp_yml: Path) -> Iterator[str]:
     try:
         target = f"{url}/snmp?module={MODULE}&target={stack.address}"
         # The URL is one we built, on loopback.
-        with urllib.request.urlopen(target, timeout=60) as resp:  # noqa: S310
+        with urllib.request.urlopen(target, timeout=60) as resp:
             yield resp.read().decode()
     finally:
         proc.terminate()
@@ -215,7 +220,8 @@ def test_counter64_are_counters_and_gauge32_gauges(scrape: str) -> None:
     _, types = parse_exposition(scrape)
     kinds = {SnmpType.COUNTER64: "counter", SnmpType.GAUGE32: "gauge"}
     members = [
-        m for m in (*AgentScalar, *VipColumn, *BackendColumn)
+        m
+        for m in (*AgentScalar, *VipColumn, *BackendColumn)
         if m.snmp_type in kinds and m.mib_name not in INDEX_OBJECTS
     ]
     assert len(members) == 7 + 12 + 3  # agent, VIP and backend Counter64/Gauge32 objects
@@ -230,8 +236,10 @@ def test_vip_two_is_absent_and_every_table_sample_names_its_vip(scrape: str) -> 
         dict(labels) for name, labels in samples if name.startswith(("vppLbVip", "vppLbBackend"))
     ]
     assert table
-    assert all(labels["vppLbVipName"] == VIPS[int(labels["vppLbVipIndex"])]["vppLbVipName"]
-               for labels in table)
+    assert all(
+        labels["vppLbVipName"] == VIPS[int(labels["vppLbVipIndex"])]["vppLbVipName"]
+        for labels in table
+    )
     assert {labels["vppLbVipIndex"] for labels in table} == {"1", "3", "4", "5"}
 
 
@@ -247,8 +255,17 @@ def test_exporter_reports_its_own_scrape(scrape: str) -> None:
 # what the exporter produced
 
 _PROMQL_KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-    "and", "or", "unless", "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
 }
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
@@ -342,6 +359,10 @@ def test_dashboard_and_doc_name_only_scraped_metrics_and_labels(scrape: str) -> 
             assert labels <= have, f"{expr!r}: {metric or 'grouping'} has no {labels - have}"
     # The panels the issue asks for have their metrics.
     assert {
-        "vppLbVipNextPackets", "vppLbVipActiveBackendCount", "vppLbBackendBuckets",
-        "vppLbAgentVppConnected", "vppLbAgentScrapeFailures", "vppLbAgentTableAge",
+        "vppLbVipNextPackets",
+        "vppLbVipActiveBackendCount",
+        "vppLbBackendBuckets",
+        "vppLbAgentVppConnected",
+        "vppLbAgentScrapeFailures",
+        "vppLbAgentTableAge",
     } <= used

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from test_mib_pysmi import SHARED_MIBS
 from test_nms_stack import BACKENDS, VIPS, Stack, running_stack
 
@@ -84,9 +85,9 @@ def _snmptable(stack: Stack, table: str) -> list[tuple[str, dict[str, object]]]:
     rows = []
     for line in lines[2:]:
         index, *cells = line.split("|")
-        rows.append((index.strip(), {
-            c: _value(c, v) for c, v in zip(header[1:], cells, strict=True)
-        }))
+        rows.append(
+            (index.strip(), {c: _value(c, v) for c, v in zip(header[1:], cells, strict=True)})
+        )
     return rows
 
 

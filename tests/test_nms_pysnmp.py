@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 with warnings.catch_warnings():
     # pysnmp 7.1's hlapi imports pysmi 2.0's deprecated camelCase names (getReadersFromUrls,
     # smiV1Relaxed...): between the two libraries, raised at import, before pytest's marks apply.
@@ -40,11 +41,10 @@ with warnings.catch_warnings():
         get_cmd,
         walk_cmd,
     )
-from test_mib_pysmi import SHARED_MIBS, compile_mib
-from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
-
 from agentx_lb.mib import MIB_FILE
 from agentx_lb.oids import AgentScalar, BackendColumn, SnmpType, VipColumn
+from test_mib_pysmi import SHARED_MIBS, compile_mib
+from test_nms_stack import BACKENDS, SCALARS, VIPS, Stack, running_stack
 
 MODULE = "IPNG-VPP-LB-MIB"
 REPO = Path(__file__).resolve().parent.parent
@@ -62,8 +62,12 @@ pytestmark = [
 
 MEMBERS = {m.mib_name: m for m in (*AgentScalar, *VipColumn, *BackendColumn)}
 ENUMS = {
-    "vppLbAgentVppConnected", "vppLbVipAddressType", "vppLbVipEncap",
-    "vppLbVipSrcIpSticky", "vppLbVipOperStatus", "vppLbBackendState",
+    "vppLbAgentVppConnected",
+    "vppLbVipAddressType",
+    "vppLbVipEncap",
+    "vppLbVipSrcIpSticky",
+    "vppLbVipOperStatus",
+    "vppLbBackendState",
 }
 ADDRESSES = {"vppLbConfIp4SrcAddress", "vppLbConfIp6SrcAddress", "vppLbVipAddress"}
 # The MIB's TEXTUAL-CONVENTIONs as pysnmp resolves them (class names of the values).
@@ -118,8 +122,13 @@ async def _walk(walk: Walk, port: int, mib_dir: str, name: str) -> list[ObjectTy
         bulk = (0, 25) if walk is bulk_walk_cmd else ()
         out: list[ObjectType] = []
         async for error, status, _, var_binds in walk(
-            engine, CommunityData("public"), target, ContextData(), *bulk,
-            _name(mib_dir, name), lexicographicMode=False,
+            engine,
+            CommunityData("public"),
+            target,
+            ContextData(),
+            *bulk,
+            _name(mib_dir, name),
+            lexicographicMode=False,
         ):
             assert error is None and not status, (error, status)
             out.extend(var_binds)
@@ -175,7 +184,8 @@ def _cells(var_binds: list[ObjectType]) -> dict[Cell, object]:
             want_type = {"ipv4": "InetAddressIPv4", "ipv6": "InetAddressIPv6"}[family.prettyPrint()]
             assert type(address).__name__ == want_type
             key: tuple[object, ...] = (
-                int(vip), str(ipaddress.ip_address(bytes(address.asOctets())))
+                int(vip),
+                str(ipaddress.ip_address(bytes(address.asOctets()))),
             )
         elif name.startswith("vppLbVip"):
             key = (int(index[0]),)
@@ -216,13 +226,15 @@ def test_walk_by_column_name_stays_in_the_column(stack: Stack, mib_dir: str) -> 
 def test_get_by_name_and_index_values(stack: Stack, mib_dir: str) -> None:
     """An NMS builds instance OIDs from index values: the VIP index, and the
     backend's (VIP index, InetAddressType, InetAddress)."""
-    var_binds = asyncio.run(_get(
-        stack.snmpd.port,
-        _name(mib_dir, "vppLbVipNextPackets", 3),
-        _name(mib_dir, "vppLbBackendBuckets", 1, 1, ipaddress.ip_address("10.0.0.2").packed),
-        _name(mib_dir, "vppLbBackendState", 4, 2, ipaddress.ip_address("2001:db8:1::2").packed),
-        _name(mib_dir, "vppLbAgentScrapeFailures", 0),
-    ))
+    var_binds = asyncio.run(
+        _get(
+            stack.snmpd.port,
+            _name(mib_dir, "vppLbVipNextPackets", 3),
+            _name(mib_dir, "vppLbBackendBuckets", 1, 1, ipaddress.ip_address("10.0.0.2").packed),
+            _name(mib_dir, "vppLbBackendState", 4, 2, ipaddress.ip_address("2001:db8:1::2").packed),
+            _name(mib_dir, "vppLbAgentScrapeFailures", 0),
+        )
+    )
     assert _cells(var_binds) == {
         ("vppLbVipNextPackets", (3,)): VIPS[3]["vppLbVipNextPackets"],
         ("vppLbBackendBuckets", (1, "10.0.0.2")): BACKENDS[(1, "10.0.0.2")]["vppLbBackendBuckets"],

@@ -68,8 +68,17 @@ _SHARED_ROUTE = (1010 + 502 + 303, (1010 + 502) * 100 + 303 * 200)
 
 
 def _vip(
-    name: str, family: str, address: str, plen: int, proto: int, port: int, encap: str,
-    sticky: str, n_backends: int, n_active: int, counters: tuple[int, int, int, int],
+    name: str,
+    family: str,
+    address: str,
+    plen: int,
+    proto: int,
+    port: int,
+    encap: str,
+    sticky: str,
+    n_backends: int,
+    n_active: int,
+    counters: tuple[int, int, int, int],
     route: tuple[int, int],
 ) -> dict[str, object]:
     return {
@@ -97,19 +106,68 @@ def _vip(
 
 # VIP index -> column values. Index 2 was deleted: a gap, as in VPP's pool.
 VIPS: dict[int, dict[str, object]] = {
-    1: _vip("192.0.2.1/32 tcp/80", "ipv4", "192.0.2.1", 32, 6, 80, "gre4", "false",
-            2, 2, (1500, 10, 2, 0), _SHARED_ROUTE),
-    3: _vip("192.0.2.1/32 tcp/443", "ipv4", "192.0.2.1", 32, 6, 443, "gre4", "false",
-            1, 1, (300, 3, 0, 0), _SHARED_ROUTE),
-    4: _vip("2001:db8::80/128 tcp/443", "ipv6", "2001:db8::80", 128, 6, 443, "gre6", "true",
-            2, 1, (40, 4, 0, 0), (44, 4400)),
-    5: _vip("198.51.100.0/24 any", "ipv4", "198.51.100.0", 24, 255, 0, "gre4", "false",
-            0, 0, (0, 0, 0, 42), (42, 4200)),
+    1: _vip(
+        "192.0.2.1/32 tcp/80",
+        "ipv4",
+        "192.0.2.1",
+        32,
+        6,
+        80,
+        "gre4",
+        "false",
+        2,
+        2,
+        (1500, 10, 2, 0),
+        _SHARED_ROUTE,
+    ),
+    3: _vip(
+        "192.0.2.1/32 tcp/443",
+        "ipv4",
+        "192.0.2.1",
+        32,
+        6,
+        443,
+        "gre4",
+        "false",
+        1,
+        1,
+        (300, 3, 0, 0),
+        _SHARED_ROUTE,
+    ),
+    4: _vip(
+        "2001:db8::80/128 tcp/443",
+        "ipv6",
+        "2001:db8::80",
+        128,
+        6,
+        443,
+        "gre6",
+        "true",
+        2,
+        1,
+        (40, 4, 0, 0),
+        (44, 4400),
+    ),
+    5: _vip(
+        "198.51.100.0/24 any",
+        "ipv4",
+        "198.51.100.0",
+        24,
+        255,
+        0,
+        "gre4",
+        "false",
+        0,
+        0,
+        (0, 0, 0, 42),
+        (42, 4200),
+    ),
 }
 
 
-def _backend(vip: int, address: str, state: str, weight: int, buckets: int, flows: int
-             ) -> dict[str, object]:
+def _backend(
+    vip: int, address: str, state: str, weight: int, buckets: int, flows: int
+) -> dict[str, object]:
     return {
         "vppLbBackendState": state,
         "vppLbBackendWeight": weight,
@@ -201,8 +259,14 @@ def running_stack() -> Iterator[Stack]:
         # epoch), so they predate snmpd and every TimeStamp reads 0; real
         # stamps against snmpd's sysUpTime are checked in test_faults_time.py.
         agent = LbAgent(snmpd.agentx_socket, DEFAULT_ROOT, max_age_s=math.inf, clock=clock)
-        pipeline = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=INTERVAL_S,
-                            clock=clock, event_clock=EventClock(clock, wall=lambda: 0.0))
+        pipeline = Pipeline(
+            source,
+            agent.publish,
+            root=DEFAULT_ROOT,
+            interval_s=INTERVAL_S,
+            clock=clock,
+            event_clock=EventClock(clock, wall=lambda: 0.0),
+        )
         vpp.api_socket_down()
         pipeline.tick()  # fails: VPP's API is not there yet
         vpp.api_socket_up()
@@ -231,26 +295,44 @@ def test_the_stack_publishes_the_scenario() -> None:
     settings = snap.settings
     assert settings is not None
     assert (settings.ip4_src_address, settings.ip6_src_address) == (
-        SCALARS["vppLbConfIp4SrcAddress"], SCALARS["vppLbConfIp6SrcAddress"])
+        SCALARS["vppLbConfIp4SrcAddress"],
+        SCALARS["vppLbConfIp6SrcAddress"],
+    )
     assert (settings.sticky_buckets_per_core, settings.flow_timeout_s) == (
-        SCALARS["vppLbConfStickyBucketsPerCore"], SCALARS["vppLbConfFlowTimeout"])
+        SCALARS["vppLbConfStickyBucketsPerCore"],
+        SCALARS["vppLbConfFlowTimeout"],
+    )
     assert [r.vip.index for r in snap.rows] == sorted(VIPS)
     for row in snap.rows:
         want = VIPS[row.vip.index]
         assert row.vip.name == want["vppLbVipName"]
         counters = row.counters
-        got = (counters.next_packets, counters.first_packets, counters.untracked_packets,
-               counters.no_server_packets, counters.route_packets, counters.route_octets)
+        got = (
+            counters.next_packets,
+            counters.first_packets,
+            counters.untracked_packets,
+            counters.no_server_packets,
+            counters.route_packets,
+            counters.route_octets,
+        )
         assert got == tuple(
-            want[k] for k in ("vppLbVipNextPackets", "vppLbVipFirstPackets",
-                              "vppLbVipUntrackedPackets", "vppLbVipNoServerPackets",
-                              "vppLbVipRoutePackets", "vppLbVipRouteOctets")
+            want[k]
+            for k in (
+                "vppLbVipNextPackets",
+                "vppLbVipFirstPackets",
+                "vppLbVipUntrackedPackets",
+                "vppLbVipNoServerPackets",
+                "vppLbVipRoutePackets",
+                "vppLbVipRouteOctets",
+            )
         ), row.vip.name
         for b in row.vip.backends:
             want_b = BACKENDS[(row.vip.index, b.address)]
             assert (b.buckets, b.flows, b.weight, "used" if b.used else "removed") == (
-                want_b["vppLbBackendBuckets"], want_b["vppLbBackendFlows"],
-                want_b["vppLbBackendWeight"], want_b["vppLbBackendState"],
+                want_b["vppLbBackendBuckets"],
+                want_b["vppLbBackendFlows"],
+                want_b["vppLbBackendWeight"],
+                want_b["vppLbBackendState"],
             )
     assert sorted((r.vip.index, b.address) for r in snap.rows for b in r.vip.backends) == sorted(
         BACKENDS

@@ -18,8 +18,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from agentharness import AgentProc, wait_until
 
+from agentharness import AgentProc, wait_until
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.oids import DEFAULT_ROOT, NotificationType, format_oid
 from agentx_lb.snmpd import PrivateSnmpd, PrivateSnmptrapd

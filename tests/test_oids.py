@@ -10,7 +10,7 @@ def test_parse_oid_accepts_dotted_forms(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["", "1", "1.x.3", "1.3.-1", "1.3.4294967296"])
 def test_parse_oid_rejects_garbage(text: str) -> None:
-    with pytest.raises(ValueError, match="not an OID|invalid literal"):
+    with pytest.raises(ValueError, match=r"not an OID|invalid literal"):
         parse_oid(text)
 
 

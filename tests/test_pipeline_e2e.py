@@ -79,7 +79,9 @@ def test_scrape_withdraw_recover_and_state_across_agent_restart(
         assert snap.rows == ()
         assert not snap.health.vpp_connected
         assert snap.health.consecutive_failures >= 3
-        assert vpp.api_socket in snap.health.last_error or vpp.stats_socket in snap.health.last_error
+        assert (
+            vpp.api_socket in snap.health.last_error or vpp.stats_socket in snap.health.last_error
+        )
         assert len(published[-1]) > 0  # health scalars still served
 
         vpp.restart()  # a new VPP: counters at 0 inside VPP, VIPs re-created

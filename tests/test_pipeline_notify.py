@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import pytest
-from test_pipeline import DOWN, FakeStop, harness, raw, vip
 
 from agentx_lb.model import Backend
 from agentx_lb.notify import encode
 from agentx_lb.oids import DEFAULT_ROOT, NotificationType
+from test_pipeline import DOWN, FakeStop, harness, raw, vip
 
 ROOT_ARCS = len(DEFAULT_ROOT)
 

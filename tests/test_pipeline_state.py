@@ -48,10 +48,15 @@ def live(tick: int, instance: str = "i1", n: int = 3) -> RawScrape:
     return RawScrape(
         vips=vips,
         problems=(),
-        lb_counters={name: [row] for name in (
-            "packet from existing sessions", "first session packet",
-            "untracked packet", "no server configured",
-        )},  # fmt: skip
+        lb_counters={
+            name: [row]
+            for name in (
+                "packet from existing sessions",
+                "first session packet",
+                "untracked packet",
+                "no server configured",
+            )
+        },
         route_to=[[(tick * 10 + k, tick * 100 + k) for k in range(n + 1)]],
         stats_index={f"192.0.2.{i}/32": i for i in range(1, n + 1)},
         vpp_instance=instance,
@@ -68,7 +73,9 @@ class Source:
         return live(self.tick, self.instance)
 
 
-def pipeline(clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any) -> Pipeline:
+def pipeline(
+    clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
+) -> Pipeline:
     return Pipeline(
         source,
         lambda table: None,
@@ -126,7 +133,7 @@ def test_write_due_compares_revisions_not_raw_values() -> None:
     assert write_due(None, 0.0, s4, 0.0)
 
 
-def test_unclean_stop_moves_every_discontinuity_and_no_counter_goes_down(tmp_path) -> None:  # noqa: ANN001
+def test_unclean_stop_moves_every_discontinuity_and_no_counter_goes_down(tmp_path) -> None:
     """kill -9 after a write a minute old, VPP restarted meanwhile: counters may be
     lower than what was served before the kill, but never with the same
     discontinuity time; with no VPP restart they never go down."""
@@ -152,7 +159,7 @@ def test_unclean_stop_moves_every_discontinuity_and_no_counter_goes_down(tmp_pat
     assert {r.discontinuity_cs for r in rows} == {9000}  # a clean stop proves continuity
 
 
-def test_state_file_events_survive_a_restart_on_the_event_clock(tmp_path) -> None:  # noqa: ANN001
+def test_state_file_events_survive_a_restart_on_the_event_clock(tmp_path) -> None:
     """Discontinuity times are saved on the event clock (wall scale): a restarted
     agent serves the same event time, not its own new uptime."""
     path = str(tmp_path / "counters.json")

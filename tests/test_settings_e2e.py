@@ -15,14 +15,14 @@ import sys
 from collections.abc import Callable
 
 import pytest
+
+from agentx_lb.emulator import EmulatedVpp
 from test_backends_e2e import (  # noqa: F401  (serve is a fixture)
     R,
     Served,
     parse,
     serve,
 )
-
-from agentx_lb.emulator import EmulatedVpp
 
 pytestmark = pytest.mark.integration
 

@@ -24,6 +24,7 @@ grows < 5 % after warm-up.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import random
 import subprocess
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+
 from agentharness import (
     COL_ADDRESS,
     COL_FIRST,
@@ -46,7 +48,6 @@ from agentharness import (
     parse_walk,
     wait_until,
 )
-
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
 
@@ -77,7 +78,9 @@ class Churn:
         index = self.vpp.add_vip(prefix, protocol=6, port=80)
         with self.lock:
             self.names.setdefault(index, set()).add(f"{prefix} tcp/80")
-        self.vpp.traffic(index, thread=1, next_packets=index * NEXT_K, first_packets=index * FIRST_K)
+        self.vpp.traffic(
+            index, thread=1, next_packets=index * NEXT_K, first_packets=index * FIRST_K
+        )
         return index
 
     def run(self, stop: threading.Event) -> None:
@@ -99,7 +102,7 @@ def _check_walk(out: str, churn: Churn) -> list[str]:
     problems: list[str] = []
     cells = parse_walk(out)
     oids = [tuple(int(p) for p in oid.split(".")) for oid in cells]
-    if any(a >= b for a, b in zip(oids, oids[1:])):
+    if any(a >= b for a, b in itertools.pairwise(oids)):
         problems.append("OIDs not strictly increasing")
     base = tuple(int(p) for p in VIP_ENTRY.split("."))
     rows = 0
@@ -132,7 +135,6 @@ def _check_walk(out: str, churn: Churn) -> list[str]:
     return problems
 
 
-
 def _tool(*args: str) -> subprocess.CompletedProcess[str]:
     env = child_env()
     env["MIBS"], env["MIBDIRS"] = "", "/dev/null"
@@ -154,7 +156,11 @@ def test_soak_1000_vips_churn_concurrent_walks(
     # 60 s staleness limit: each walk keeps its table to the end, however
     # slow the walks get on a loaded machine.
     agent = AgentProc.for_vpp(
-        str(vpp.run_dir), snmpd.agentx_socket, short_tmpdir, log_level="info", vpp_timeout_s=1.0,
+        str(vpp.run_dir),
+        snmpd.agentx_socket,
+        short_tmpdir,
+        log_level="info",
+        vpp_timeout_s=1.0,
         extra=("--max-stale-intervals", "60"),
     )
     agents.append(agent)
@@ -180,7 +186,9 @@ def test_soak_1000_vips_churn_concurrent_walks(
                     walks.append((took, _check_walk(proc.stdout, churn)))
 
     def getter() -> None:
-        oids = [f"{ROOT}.1.1.{s}.0" for s in (1, 3, 8)] + [f"{VIP_ENTRY}.{COL_NEXT}.{i}" for i in (1, 500, 999)]
+        oids = [f"{ROOT}.1.1.{s}.0" for s in (1, 3, 8)] + [
+            f"{VIP_ENTRY}.{COL_NEXT}.{i}" for i in (1, 500, 999)
+        ]
         while not stop.is_set():
             proc = _tool("snmpget", "-v2c", "-c", "public", "-t", "5", "-r", "1", "-On",
                          snmpd.address, *oids)  # fmt: skip

@@ -33,9 +33,7 @@ def test_save_replaces_the_previous_file(tmp_path: Path) -> None:
     assert load_state(path) == STATE
 
 
-def test_missing_file_is_none_and_silent(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_missing_file_is_none_and_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         assert load_state(tmp_path / "absent.json") is None
     assert caplog.records == []
@@ -54,9 +52,7 @@ def test_corrupt_file_is_one_warning(
     ]
 
 
-def test_unreadable_file_is_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unreadable_file_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # A directory where the file should be: open() fails with an OSError even as root.
     path = tmp_path / "state.json"
     path.mkdir()
@@ -70,7 +66,7 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     save_state(path, STATE)
     (tmp_path / "blocker").mkdir()
-    with pytest.raises(OSError):  # noqa: PT011
+    with pytest.raises(OSError):
         save_state(tmp_path / "blocker", STATE)  # rename onto a directory fails
     assert load_state(path) == STATE
     assert sorted(os.listdir(tmp_path)) == ["blocker", "state.json"]

@@ -52,8 +52,12 @@ def _traffic(emu: EmulatedVpp, n_vips: int, workers: int) -> list[int]:
         v = emu.add_vip(f"192.0.2.{i + 1}/32", protocol=6, port=80)
         for t in range(workers + 1):
             emu.traffic(
-                v, thread=t, next_packets=i * 7 + t + 1, first_packets=t,
-                untracked_packets=i, no_server_packets=t * i,
+                v,
+                thread=t,
+                next_packets=i * 7 + t + 1,
+                first_packets=t,
+                untracked_packets=i,
+                no_server_packets=t * i,
                 octets_per_packet=60 + i,
             )
         vips.append(v)
@@ -61,8 +65,9 @@ def _traffic(emu: EmulatedVpp, n_vips: int, workers: int) -> list[int]:
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_dump_equals_vpp_papi(make_vpp: MakeVpp, bulk: Callable[..., BulkStats],
-                              workers: int) -> None:
+def test_dump_equals_vpp_papi(
+    make_vpp: MakeVpp, bulk: Callable[..., BulkStats], workers: int
+) -> None:
     emu = make_vpp(workers=workers)
     _traffic(emu, 20, workers)
     names = [*NAMES, "/sys/boottime", "/sys/heartbeat"]
@@ -87,7 +92,7 @@ def test_short_rows_equal_vpp_papi_and_sum_as_zero(
     seg = vpp.segment
     # A worker row still shorter than the newest VIP index (VPP grows rows per
     # thread): shrink one row's vec len in place, as a reader may see it.
-    entry = seg._entries[seg._by_name[LB_COUNTER_NAMES[0]]]  # noqa: SLF001
+    entry = seg._entries[seg._by_name[LB_COUNTER_NAMES[0]]]
     row = entry.rows[2]
     struct.pack_into("=I", seg.mm, row.off - 8, vips[-1])  # last VIP index now beyond
     ours = bulk(vpp).dump(NAMES)
@@ -96,8 +101,11 @@ def test_short_rows_equal_vpp_papi_and_sum_as_zero(
     assert _plain(ours[LB_COUNTER_NAMES[0]]) == _plain(theirs[LB_COUNTER_NAMES[0]])
     raw = RawScrape(
         vips=tuple(Vip(v, f"192.0.2.{i + 1}", 32, 4, Encap.GRE4) for i, v in enumerate(vips)),
-        problems=(), lb_counters={n: ours[n] for n in LB_COUNTER_NAMES},
-        route_to=ours[ROUTE_TO], stats_index={}, vpp_instance="x",
+        problems=(),
+        lb_counters={n: ours[n] for n in LB_COUNTER_NAMES},
+        route_to=ours[ROUTE_TO],
+        stats_index={},
+        vpp_instance="x",
     )
     full = vpp.counter_sum(LB_COUNTER_NAMES[0], vips[-1])
     short_part = seg.get_simple(LB_COUNTER_NAMES[0], 2, vips[-1])
@@ -105,9 +113,7 @@ def test_short_rows_equal_vpp_papi_and_sum_as_zero(
     assert sum_counters(raw)[vips[-1]].next_packets == full - short_part
 
 
-def test_absent_name_raises_or_is_skipped(
-    vpp: EmulatedVpp, bulk: Callable[..., BulkStats]
-) -> None:
+def test_absent_name_raises_or_is_skipped(vpp: EmulatedVpp, bulk: Callable[..., BulkStats]) -> None:
     stats = bulk(vpp)  # no VIP yet: the LB counters do not exist
     with pytest.raises(KeyError):
         stats.dump(NAMES)

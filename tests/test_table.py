@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import struct
 
 import pytest
 from pyagentx3.pdu import PDU
-from snmpfixtures import FIXTURE_INDICES, make_snapshot
 
 from agentx_lb import table as table_mod
 from agentx_lb.model import Backend, Snapshot, VipCounters
 from agentx_lb.oids import BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, parse_oid
 from agentx_lb.table import build_table, is_known_object, pack_oid
+from snmpfixtures import FIXTURE_INDICES, make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY
@@ -30,7 +31,7 @@ def decode(varbind: bytes) -> tuple[tuple[int, ...], int, object]:
     return parse_oid(value["name"]), value["type"], value["data"]
 
 
-def cells(table) -> dict:  # noqa: ANN001
+def cells(table) -> dict:
     out = {}
     for vb in table.varbinds:
         oid, t, v = decode(vb)
@@ -39,12 +40,12 @@ def cells(table) -> dict:  # noqa: ANN001
 
 
 @pytest.fixture
-def table():  # noqa: ANN201
+def table():
     # TimeStamps as the agent serves them with a master clock offset of 0.
     return build_table(make_snapshot(), ROOT).restamped(lambda event: event)
 
 
-def test_golden_scalars(table) -> None:  # noqa: ANN001
+def test_golden_scalars(table) -> None:
     c = cells(table)
     a = ROOT + (1, 1)
     assert c[a + (1, 0)] == (2, 1)  # vppConnected true
@@ -62,7 +63,7 @@ def test_golden_scalars(table) -> None:  # noqa: ANN001
     assert a + (13, 0) not in c
 
 
-def test_golden_vip_row(table) -> None:  # noqa: ANN001
+def test_golden_vip_row(table) -> None:
     c = cells(table)
     row = {col: c.get(V + (col, 1)) for col in range(1, 21)}
     assert row == {
@@ -89,7 +90,7 @@ def test_golden_vip_row(table) -> None:  # noqa: ANN001
     }
 
 
-def test_golden_ipv6_vip_and_oper_status(table) -> None:  # noqa: ANN001
+def test_golden_ipv6_vip_and_oper_status(table) -> None:
     c = cells(table)
     assert c[V + (2, 10)] == (4, b"2001:db8::a/128 tcp/80")
     assert c[V + (3, 10)] == (2, 2)
@@ -103,14 +104,14 @@ def test_golden_ipv6_vip_and_oper_status(table) -> None:  # noqa: ANN001
     assert c[V + (13, 3)] == (2, 2)
 
 
-def test_unknown_route_counters_are_absent(table) -> None:  # noqa: ANN001
+def test_unknown_route_counters_are_absent(table) -> None:
     c = cells(table)
     assert V + (18, 12) not in c and V + (19, 12) not in c
     assert V + (17, 12) in c
     assert table.get(V + (18, 12)) is None
 
 
-def test_golden_backend_rows(table) -> None:  # noqa: ANN001
+def test_golden_backend_rows(table) -> None:
     c = cells(table)
     b4 = B + (3, 1, 1, 4, 10, 0, 1, 2)  # VIP 1, 10.0.1.2
     assert c[b4] == (2, 1)
@@ -128,7 +129,7 @@ def test_golden_backend_rows(table) -> None:  # noqa: ANN001
     assert c[B + (7, 10, 2, 16, *addr)] == (4, b"2001:db8:a::1 via 2001:db8::a/128 tcp/80")
 
 
-def test_cell_count(table) -> None:  # noqa: ANN001
+def test_cell_count(table) -> None:
     n = len(FIXTURE_INDICES)
     backends = 2 * n
     weights = 2 * sum(1 for i in FIXTURE_INDICES if i % 2)
@@ -136,9 +137,9 @@ def test_cell_count(table) -> None:  # noqa: ANN001
     assert len(table) == scalars + 19 * n - 2 + 4 * backends + weights
 
 
-def test_strictly_increasing_and_ten_after_nine(table) -> None:  # noqa: ANN001
+def test_strictly_increasing_and_ten_after_nine(table) -> None:
     oids = list(table.oids)
-    assert all(a < b for a, b in zip(oids, oids[1:]))
+    assert all(a < b for a, b in itertools.pairwise(oids))
     names = [o[len(V) + 1] for o in oids if o[: len(V) + 1] == V + (2,)]
     assert names == list(FIXTURE_INDICES)
     # the byte keys sort like the tuples
@@ -146,7 +147,7 @@ def test_strictly_increasing_and_ten_after_nine(table) -> None:  # noqa: ANN001
     assert keys == sorted(keys)
 
 
-def test_next_after_and_get(table) -> None:  # noqa: ANN001
+def test_next_after_and_get(table) -> None:
     oids = list(table.oids)
     i9 = oids.index(V + (2, 9))
     assert table.next_after(V + (2, 9), True) == i9
@@ -173,7 +174,7 @@ def test_known_objects() -> None:
     assert not is_known_object(ROOT, (1, 3, 6, 1, 2, 1, 1, 3, 0))
 
 
-def _replace_row(snap: Snapshot, index: int, **counters) -> Snapshot:  # noqa: ANN003
+def _replace_row(snap: Snapshot, index: int, **counters) -> Snapshot:
     rows = tuple(
         dataclasses.replace(r, counters=dataclasses.replace(r.counters, **counters))
         if r.vip.index == index
@@ -243,7 +244,7 @@ def test_bad_vip_index_and_duplicates_dropped() -> None:
     assert names == [V + (2, 1), V + (2, 2)]
 
 
-def test_encoding_layout(table) -> None:  # noqa: ANN001
+def test_encoding_layout(table) -> None:
     vb = table.get(V + (14, 1))
     vtype, reserved, n_sub, prefix, include, _ = struct.unpack_from("!HHBBBB", vb)
     assert (vtype, reserved, prefix, include) == (70, 0, 4, 0)

@@ -7,11 +7,10 @@ import random
 import struct
 from bisect import bisect_left, bisect_right
 
-from snmpfixtures import make_snapshot
-
 from agentx_lb.model import Backend
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY
 from agentx_lb.table import Table, build_table, pack_oid
+from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
 V = ROOT + VIP_ENTRY

@@ -7,13 +7,13 @@ import io
 import re
 
 import pytest
-from snmpfixtures import make_snapshot
 
 from agentx_lb.model import RawScrape, VipCounters, VipRow
 from agentx_lb.views import show
 from agentx_lb.views.rates import COUNTERS, RowState, rates
 from agentx_lb.views.scrape import Scrape, Scraper
 from agentx_lb.views.top import MIN_HEIGHT, MIN_WIDTH, SORT_KEYS, Top, View, layout, rate_text
+from snmpfixtures import make_snapshot
 
 ROWS = make_snapshot(indices=(1, 3, 5, 12)).rows
 
@@ -37,8 +37,22 @@ def test_show_prints_every_vip_with_separators_and_aligned_columns() -> None:
     assert lines[0] == "VPP 25.10-release: 4 VIPs, 8 backends (6 active)"
     head, *body = lines[2:]
     assert head.split() == [
-        "IDX", "VIP", "ENCAP", "BACKENDS", "STATUS", "NEXT", "PKTS", "FIRST", "PKTS",
-        "UNTRACKED", "NO", "SERVER", "ROUTE", "PKTS", "ROUTE", "BYTES",
+        "IDX",
+        "VIP",
+        "ENCAP",
+        "BACKENDS",
+        "STATUS",
+        "NEXT",
+        "PKTS",
+        "FIRST",
+        "PKTS",
+        "UNTRACKED",
+        "NO",
+        "SERVER",
+        "ROUTE",
+        "PKTS",
+        "ROUTE",
+        "BYTES",
     ]
     assert len(body) == 4
     # Right-aligned numbers end in the same column as their title.
@@ -63,7 +77,16 @@ def test_show_backends_table() -> None:
     head, *lines = blocks[2].splitlines()
     assert head.split() == ["IDX", "VIP", "BACKEND", "STATE", "WEIGHT", "BUCKETS", "FLOWS"]
     assert len(lines) == 8
-    assert lines[0].split() == ["1", "192.0.2.1/32", "tcp/80", "10.0.1.1", "used", "0", "1,024", "10"]
+    assert lines[0].split() == [
+        "1",
+        "192.0.2.1/32",
+        "tcp/80",
+        "10.0.1.1",
+        "used",
+        "0",
+        "1,024",
+        "10",
+    ]
     assert lines[2].split()[4] == "removed"
     assert lines[-1].split()[-3:] == ["-", "2,048", "121"]  # no weight printed by VPP
 
@@ -110,9 +133,15 @@ def test_moved_discontinuity_or_new_identity_is_a_reset_never_a_rate() -> None:
     )
     # Even a counter that went down (which reduce never serves) is not a rate.
     backwards = _bump(_row(5), -1)
-    got = {r.row.vip.index: r for r in rates(
-        (one, _row(3), _row(5)), 0.0, (restarted, recreated, backwards, _row(12)), 1.0,
-    )}
+    got = {
+        r.row.vip.index: r
+        for r in rates(
+            (one, _row(3), _row(5)),
+            0.0,
+            (restarted, recreated, backwards, _row(12)),
+            1.0,
+        )
+    }
     assert got[1].state is RowState.RESET and set(got[1].per_s) == {None}
     assert got[3].state is RowState.RESET
     assert got[5].state is RowState.RESET
@@ -137,13 +166,16 @@ class _Source:
 def test_scraper_carries_reduce_state_and_stamps_each_read() -> None:
     seen = []
 
-    def fake_reduce(raw: RawScrape, state: object, now_cs: int) -> tuple[tuple[VipRow, ...], object]:
+    def fake_reduce(
+        raw: RawScrape, state: object, now_cs: int
+    ) -> tuple[tuple[VipRow, ...], object]:
         seen.append((state, now_cs))
         return ROWS, f"state after {now_cs}"
 
     clock = iter([100.0, 101.0, 102.5]).__next__
-    raw = RawScrape(vips=(), problems=(), lb_counters={}, route_to=(), stats_index={},
-                    vpp_instance="x")
+    raw = RawScrape(
+        vips=(), problems=(), lb_counters={}, route_to=(), stats_index={}, vpp_instance="x"
+    )
     scraper = Scraper(_Source([raw, raw]), clock=clock, reduce=fake_reduce)
     a = scraper.scrape()
     b = scraper.scrape()
@@ -159,8 +191,15 @@ def _text(lines: list[list[tuple[str, str]]]) -> list[str]:
 
 
 def _scrape(rows: tuple[VipRow, ...], at_s: float) -> Scrape:
-    raw = RawScrape(vips=(), problems=(), lb_counters={}, route_to=(), stats_index={},
-                    vpp_instance="x", vpp_version="25.10-release")
+    raw = RawScrape(
+        vips=(),
+        problems=(),
+        lb_counters={},
+        route_to=(),
+        stats_index={},
+        vpp_instance="x",
+        vpp_version="25.10-release",
+    )
     return Scrape(raw=raw, rows=rows, at_s=at_s)
 
 
@@ -234,9 +273,17 @@ def test_top_error_keeps_rates_and_says_why() -> None:
     assert len([ln for ln in _text(lines)[4:] if ln.strip()]) == 3
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (None, "-"), (0.0, "0"), (0.25, "0.2"), (99.94, "99.9"), (1234.5, "1,234"), (1e9, "1,000,000,000"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "-"),
+        (0.0, "0"),
+        (0.25, "0.2"),
+        (99.94, "99.9"),
+        (1234.5, "1,234"),
+        (1e9, "1,000,000,000"),
+    ],
+)
 def test_rate_text(value: float | None, text: str) -> None:
     assert rate_text(value) == text
 

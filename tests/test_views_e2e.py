@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from agentharness import child_env, wait_until
 
+from agentharness import child_env, wait_until
 from agentx_lb.emulator import EmulatedVpp
 
 pytestmark = pytest.mark.integration
@@ -67,8 +67,12 @@ def static_vpp(make_vpp: Callable[..., EmulatedVpp]) -> EmulatedVpp:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentx_lb", *args], capture_output=True, text=True,
-        env=child_env(), timeout=60, check=False,
+        [sys.executable, "-m", "agentx_lb", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+        check=False,
     )
 
 
@@ -88,20 +92,38 @@ def test_show_prints_what_dump_prints(static_vpp: EmulatedVpp) -> None:
         line = vip_lines[vip["index"]]
         assert line.split()[1] == vip["name"].split()[0]
         numbers = line.split()[-6:]
-        want = [vip[k] for k in ("next_packets", "first_packets", "untracked_packets",
-                                 "no_server_packets", "route_packets", "route_octets")]
+        want = [
+            vip[k]
+            for k in (
+                "next_packets",
+                "first_packets",
+                "untracked_packets",
+                "no_server_packets",
+                "route_packets",
+                "route_octets",
+            )
+        ]
         assert numbers == ["-" if n is None else f"{n:,}" for n in want], line
         assert f"{vip['active_backend_count']}/{vip['backend_count']}" in line.split()
     assert "1,234,567" in vip_lines[1]
     backend_lines = [ln.split() for ln in lines[8:]]
     assert [(b[0], b[3], b[4]) for b in backend_lines] == [
-        ("1", "10.0.0.1", "used"), ("1", "10.0.0.2", "removed"), ("2", "2001:db8:1::1", "used"),
+        ("1", "10.0.0.1", "used"),
+        ("1", "10.0.0.2", "removed"),
+        ("2", "2001:db8:1::1", "used"),
     ]
 
 
 def test_show_without_vpp_is_one_line_exit_1(tmp_path: object) -> None:
-    proc = _cli("show", "--vpp-api-socket", f"{tmp_path}/api.sock",
-                "--vpp-stats-socket", f"{tmp_path}/stats.sock", "--vpp-timeout", "0.5")
+    proc = _cli(
+        "show",
+        "--vpp-api-socket",
+        f"{tmp_path}/api.sock",
+        "--vpp-stats-socket",
+        f"{tmp_path}/stats.sock",
+        "--vpp-timeout",
+        "0.5",
+    )
     assert proc.returncode == 1
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
@@ -133,7 +155,9 @@ class Traffic:
             with self.lock:
                 s = time.monotonic() - self.t0
                 self.vpp.set_counter("first session packet", 1, self.a, int(FIRST_PER_S * s))
-                self.vpp.set_counter("packet from existing sessions", 1, self.b, int(NEXT_PER_S * s))
+                self.vpp.set_counter(
+                    "packet from existing sessions", 1, self.b, int(NEXT_PER_S * s)
+                )
                 self.vpp.set_counter("no server configured", 1, self.c, int(DROPS_PER_S * s))
 
     def restart_vpp(self) -> None:
@@ -152,8 +176,13 @@ class Tmux:
     session: str = "top"
 
     def run(self, *args: str) -> str:
-        proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                              timeout=10, check=False)
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         assert proc.returncode == 0, (args, proc.stderr)
         return proc.stdout
 
@@ -183,9 +212,27 @@ def tmux() -> Iterator[Tmux]:
     env = child_env()
     env.update(TERM="xterm-256color")
     proc = subprocess.run(
-        ["tmux", "-L", t.socket, "-f", "/dev/null", "new-session", "-d", "-s", t.session,
-         "-x", str(WIDTH), "-y", str(HEIGHT), "bash --norc --noprofile"],
-        env=env, capture_output=True, text=True, timeout=10, check=False,
+        [
+            "tmux",
+            "-L",
+            t.socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            t.session,
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "bash --norc --noprofile",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     try:
@@ -194,8 +241,9 @@ def tmux() -> Iterator[Tmux]:
         wait_until(t.at_prompt, 10)
         yield t
     finally:
-        subprocess.run(["tmux", "-L", t.socket, "kill-server"], capture_output=True, timeout=10,
-                       check=False)
+        subprocess.run(
+            ["tmux", "-L", t.socket, "kill-server"], capture_output=True, timeout=10, check=False
+        )
 
 
 @pytest.fixture
@@ -238,14 +286,23 @@ def _near(text: str, want: float) -> bool:
 
 def _rates_right(screen: list[str]) -> bool:
     rows = _rows(screen)
-    a, b, c = (rows.get(n) for n in ("192.0.2.1/32 tcp/80", "2001:db8::80/128 tcp/443",
-                                     "198.51.100.0/24 any"))
+    a, b, c = (
+        rows.get(n)
+        for n in ("192.0.2.1/32 tcp/80", "2001:db8::80/128 tcp/443", "198.51.100.0/24 any")
+    )
     if not (a and b and c):
         return False
     return (
-        a[0] == "2/2" and _near(a[1], FIRST_PER_S) and a[2] == "0" and a[3] == "0"
-        and b[0] == "1/1" and b[1] == "0" and _near(b[3], NEXT_PER_S)
-        and c[0] == "0/0" and _near(c[2], DROPS_PER_S) and c[1] == "0"
+        a[0] == "2/2"
+        and _near(a[1], FIRST_PER_S)
+        and a[2] == "0"
+        and a[3] == "0"
+        and b[0] == "1/1"
+        and b[1] == "0"
+        and _near(b[3], NEXT_PER_S)
+        and c[0] == "0/0"
+        and _near(c[2], DROPS_PER_S)
+        and c[1] == "0"
     )
 
 
@@ -266,15 +323,22 @@ def _top_pid(tmux: Tmux) -> int | None:
 
 def _stty_is_sane(tmux: Tmux) -> None:
     tmux.type_line("clear; stty -a")
-    words = wait_until(lambda: " ".join(tmux.screen()).split() if tmux.at_prompt() and any(
-        "icanon" in ln for ln in tmux.screen()) else None, 10)
+    words = wait_until(
+        lambda: (
+            " ".join(tmux.screen()).split()
+            if tmux.at_prompt() and any("icanon" in ln for ln in tmux.screen())
+            else None
+        ),
+        10,
+    )
     assert "icanon" in words and "-icanon" not in words
     assert "echo" in words and "-echo" not in words
 
 
 def _start_top(tmux: Tmux, vpp: EmulatedVpp) -> None:
-    tmux.type_line(" ".join([sys.executable, "-m", "agentx_lb", "top", "--interval", "1",
-                             *_flags(vpp)]))
+    tmux.type_line(
+        " ".join([sys.executable, "-m", "agentx_lb", "top", "--interval", "1", *_flags(vpp)])
+    )
     wait_until(lambda: any(ln.startswith("agentx-lb top") for ln in tmux.screen()), 30)
 
 
@@ -291,12 +355,12 @@ def test_top_in_a_terminal(tmux: Tmux, live_vpp: tuple[EmulatedVpp, Traffic]) ->
         return s if _rates_right(s) else None
 
     screen = wait_until(frame, 30, step_s=0.2)
-    assert list(_rows(screen))[0] == "192.0.2.1/32 tcp/80", screen
+    assert next(iter(_rows(screen))) == "192.0.2.1/32 tcp/80", screen
 
     # d: sorted by no-server drops/s; the key line says so.
     tmux.keys("d")
     screen = wait_until(lambda: (s := tmux.screen()) and "[d]drops/s*" in s[1] and s, 10)
-    assert list(_rows(screen))[0] == "198.51.100.0/24 any", screen
+    assert next(iter(_rows(screen))) == "198.51.100.0/24 any", screen
 
     # A VPP restart between two scrapes: `reset` for that interval, never a number.
     traffic.restart_vpp()

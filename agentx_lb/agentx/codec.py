@@ -57,26 +57,28 @@ __all__ = [
     "skip_context",
 ]
 
-HDR_LEN = pyagentx3.AX_PDU_HDR_LEN
-FLAG_NBO = pyagentx3.AX_PDU_FLAG_BYTE_ORDER
-FLAG_CONTEXT = pyagentx3.AX_PDU_FLAG_CONTEXT
+HDR_LEN: int = pyagentx3.AX_PDU_HDR_LEN
+FLAG_NBO: int = pyagentx3.AX_PDU_FLAG_BYTE_ORDER
+FLAG_CONTEXT: int = pyagentx3.AX_PDU_FLAG_CONTEXT
 CLOSE_OTHER, CLOSE_PARSE_ERROR, CLOSE_SHUTDOWN = 1, 2, 5
 
-GET = pyagentx3.AGENTX_GET_PDU
-GETNEXT = pyagentx3.AGENTX_GETNEXT_PDU
-GETBULK = pyagentx3.AGENTX_GETBULK_PDU
-TESTSET = pyagentx3.AGENTX_TESTSET_PDU
-COMMITSET = pyagentx3.AGENTX_COMMITSET_PDU
-UNDOSET = pyagentx3.AGENTX_UNDOSET_PDU
-CLOSE = pyagentx3.AGENTX_CLOSE_PDU
-NOTIFY = pyagentx3.AGENTX_NOTIFY_PDU
-PING = pyagentx3.AGENTX_PING_PDU
-RESPONSE = pyagentx3.AGENTX_RESPONSE_PDU
-ERROR_NAMES = pyagentx3.ERROR_NAMES
-PARSE_ERROR = pyagentx3.ERROR_PARSEERROR
-NOT_WRITABLE = pyagentx3.ERROR_NOTWRITABLE
-PROCESSING_ERROR = pyagentx3.ERROR_PROCESSINGERROR
-GEN_ERR = pyagentx3.ERROR_GENERR
+GET: int = pyagentx3.AGENTX_GET_PDU
+GETNEXT: int = pyagentx3.AGENTX_GETNEXT_PDU
+GETBULK: int = pyagentx3.AGENTX_GETBULK_PDU
+TESTSET: int = pyagentx3.AGENTX_TESTSET_PDU
+COMMITSET: int = pyagentx3.AGENTX_COMMITSET_PDU
+UNDOSET: int = pyagentx3.AGENTX_UNDOSET_PDU
+OPEN: int = pyagentx3.AGENTX_OPEN_PDU
+REGISTER: int = pyagentx3.AGENTX_REGISTER_PDU
+CLOSE: int = pyagentx3.AGENTX_CLOSE_PDU
+NOTIFY: int = pyagentx3.AGENTX_NOTIFY_PDU
+PING: int = pyagentx3.AGENTX_PING_PDU
+RESPONSE: int = pyagentx3.AGENTX_RESPONSE_PDU
+ERROR_NAMES: dict[int, str] = pyagentx3.ERROR_NAMES
+PARSE_ERROR: int = pyagentx3.ERROR_PARSEERROR
+NOT_WRITABLE: int = pyagentx3.ERROR_NOTWRITABLE
+PROCESSING_ERROR: int = pyagentx3.ERROR_PROCESSINGERROR
+GEN_ERR: int = pyagentx3.ERROR_GENERR
 
 HDR_BE = struct.Struct("!BBBBIIII")
 HDR_LE = struct.Struct("<BBBBIIII")
@@ -100,7 +102,7 @@ class ProtocolError(Exception):
     """The AgentX stream or a response is unusable: drop the session and reconnect."""
 
 
-class Pdu(PDU):
+class Pdu(PDU):  # type: ignore[misc]  # pyagentx3 ships no types: PDU is Any
     """A PDU this agent sends: Open, Register, Ping, Notify or Close (pyagentx3's
     PDU, with the timeouts, priority and close reason it hard-codes made ours,
     and a Notify's VarBindList passed pre-encoded in `varbinds`)."""
@@ -117,10 +119,10 @@ class Pdu(PDU):
         self.varbinds = b""
 
     def encode(self) -> bytes:
-        if self.type == pyagentx3.AGENTX_OPEN_PDU:
+        if self.type == OPEN:
             body = struct.pack("!BBBBL", self.timeout_s, 0, 0, 0, 0)
             body += self.encode_octet(self.agent_id.encode("ascii", "replace"))
-        elif self.type == pyagentx3.AGENTX_REGISTER_PDU:
+        elif self.type == REGISTER:
             body = struct.pack("BBBB", self.timeout_s, self.priority, 0, 0)
             body += encode_oid(self.subtree)
         elif self.type == CLOSE:
@@ -133,7 +135,8 @@ class Pdu(PDU):
             body = self.varbinds
         else:
             raise ValueError(f"pdu type {self.type} is not sent by this agent")
-        return self.encode_header(self.type, len(body)) + body
+        header: bytes = self.encode_header(self.type, len(body))
+        return header + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +162,17 @@ def decode_response(buf: bytes) -> Response:
 
 def payload_length(buf: bytes | bytearray) -> int:
     """The payload length in a PDU header (at least HDR_LEN octets)."""
-    return (U32_BE if buf[2] & FLAG_NBO else U32_LE).unpack_from(buf, 16)[0]
+    length: int = (U32_BE if buf[2] & FLAG_NBO else U32_LE).unpack_from(buf, 16)[0]
+    return length
 
 
-def parse_ranges(p: bytes, pos: int, nbo: int) -> list[tuple[bytes, int, bytes, bytes | None]]:
+# A SearchRange: (start canonical, include, start echo, end canonical or None).
+Range = tuple[bytes, int, bytes, bytes | None]
+
+
+def parse_ranges(p: bytes, pos: int, nbo: int) -> list[Range]:
     """SearchRangeList: [(start canonical, include, start echo, end canonical or None)]."""
-    ranges = []
+    ranges: list[Range] = []
     while pos < len(p):
         start, include, echo, pos = decode_oid(p, pos, nbo)
         end, _, _, pos = decode_oid(p, pos, nbo)
@@ -178,7 +186,7 @@ def skip_context(p: bytes, flags: int, nbo: int) -> int:
         return 0
     if len(p) < 4:
         raise ParseError("truncated context")
-    n = (U32_BE if nbo else U32_LE).unpack_from(p, 0)[0]
+    n: int = (U32_BE if nbo else U32_LE).unpack_from(p, 0)[0]
     pos = 4 + n + (-n % 4)
     if pos > len(p):
         raise ParseError("truncated context")
@@ -189,9 +197,9 @@ def response(request: bytes, error: int, index: int, varbinds: bytes) -> bytes:
     """A Response PDU echoing the request's ids (always network byte order); its
     res.sysUpTime is 0 (the field means something only from the master)."""
     nbo = request[2] & FLAG_NBO
-    _, _, _, _, session_id, transaction_id, packet_id, _ = (
-        HDR_BE if nbo else HDR_LE
-    ).unpack_from(request)
+    _, _, _, _, session_id, transaction_id, packet_id, _ = (HDR_BE if nbo else HDR_LE).unpack_from(
+        request
+    )
     body = _RESP_FIELDS.pack(0, error, index) + varbinds
     return (
         HDR_BE.pack(1, RESPONSE, FLAG_NBO, 0, session_id, transaction_id, packet_id, len(body))

@@ -13,7 +13,7 @@ of the scrape they came from (`Table.taken_at`), never by when the table was
 published; past that the walk goes on from the newest table. Besides:
 
 * at most `max_pins` parked pins (the oldest parked goes first);
-* a pin no walk has used for `idle_s` (one scrape interval) is dropped when
+* a pin no walk has used for `idle_s` (one scrape interval, at least 3 s) is dropped when
   a newer table is published (`on_publish`), so pins never keep old tables
   alive after walks stop, whether or not requests come;
 * two walks that meet at one OID go on from the newer of their tables, so no
@@ -35,6 +35,7 @@ from agentx_lb.table import Table
 __all__ = ["MAX_PINS", "Pin", "Pins"]
 
 MAX_PINS = 64  # walks interleaved through one snmpd, besides the cursor
+MIN_IDLE_S = 3.0  # seconds a pin may sit unused before a publish lets it go
 
 
 @dataclass(slots=True, eq=False)
@@ -54,7 +55,9 @@ class Pins:
 
     def __init__(self, max_age_s: float, idle_s: float, max_pins: int = MAX_PINS) -> None:
         self.max_age_s = max_age_s
-        self.idle_s = idle_s
+        # At a 1 s interval a walker pausing a little longer (a slow manager, a
+        # busy host) would lose its table mid-walk: never less than this.
+        self.idle_s = max(idle_s, MIN_IDLE_S)
         self.max_pins = max_pins
         self.cursor: Pin | None = None
         self.parked: dict[bytes, Pin] = {}

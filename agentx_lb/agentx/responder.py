@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+from typing import Any
 
 from agentx_lb.agentx import codec
 from agentx_lb.agentx.codec import (
@@ -45,6 +46,7 @@ from agentx_lb.agentx.codec import (
     RESP_START,
     U32_BE,
     ParseError,
+    Range,
     response,
 )
 from agentx_lb.agentx.pins import Pins
@@ -167,7 +169,9 @@ class Responder:
             table = self._view(served, now)
             if ptype == codec.GET:
                 pos = codec.skip_context(payload, flags, nbo)
-                return response(pdu, 0, 0, self._get(table, codec.parse_ranges(payload, pos, nbo), now))
+                return response(
+                    pdu, 0, 0, self._get(table, codec.parse_ranges(payload, pos, nbo), now)
+                )
             if ptype == codec.GETBULK:
                 pos = codec.skip_context(payload, flags, nbo)
                 if pos + 4 > len(payload):
@@ -256,7 +260,7 @@ class Responder:
         self._hint = (table, canon, i)
         return i, canon
 
-    def _getnext(self, table: Table, ranges: list, now: float) -> tuple[bytes, int]:
+    def _getnext(self, table: Table, ranges: list[Range], now: float) -> tuple[bytes, int]:
         """The answers to `ranges`, and the index of the first range's answer
         (-1 when it is endOfMibView or there is no range)."""
         out = []
@@ -271,7 +275,7 @@ class Responder:
                 out.append(END_OF_MIB + echo)
         return b"".join(out), first
 
-    def _get(self, table: Table, ranges: list, now: float) -> bytes:
+    def _get(self, table: Table, ranges: list[Range], now: float) -> bytes:
         out = []
         rk = table.root_key
         for start, _, echo, _ in ranges:
@@ -285,10 +289,11 @@ class Responder:
         return b"".join(out)
 
     def _getbulk(
-        self, table: Table, ranges: list, non_rep: int, max_rep: int, now: float
+        self, table: Table, ranges: list[Range], non_rep: int, max_rep: int, now: float
     ) -> bytes:
         out = [self._getnext(table, ranges[:non_rep], now)[0]]
-        repeaters = [[s, inc, echo, end] for s, inc, echo, end in ranges[non_rep:]]
+        # [start (None at endOfMibView), include, echo, end], updated in place
+        repeaters: list[list[Any]] = [[s, inc, echo, end] for s, inc, echo, end in ranges[non_rep:]]
         if not repeaters:
             return out[0]
         reps = min(max_rep, MAX_BULK_VARBINDS // len(repeaters))
@@ -306,4 +311,3 @@ class Responder:
             if all_end:
                 break
         return b"".join(out)
-

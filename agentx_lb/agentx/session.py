@@ -281,7 +281,9 @@ class Session:
                 self._handshake(conn, stop)
                 registered = True
                 if failures:
-                    log.info("agentx connected socket=%s after_failures=%d", self.socket_path, failures)
+                    log.info(
+                        "agentx connected socket=%s after_failures=%d", self.socket_path, failures
+                    )
                 else:
                     log.info("agentx connected socket=%s", self.socket_path)
                 failures = 0
@@ -334,12 +336,12 @@ class Session:
         raise ProtocolError("stopped during handshake")
 
     def _handshake(self, conn: Connection, stop: threading.Event) -> None:
-        pdu = conn.new_pdu(codec.pyagentx3.AGENTX_OPEN_PDU, self.timeout_s)
+        pdu = conn.new_pdu(codec.OPEN, self.timeout_s)
         conn.send_pdu(pdu)
         error = self._await_response(conn, pdu.packet_id, stop)
         if error:
             raise ProtocolError(f"open refused: {codec.ERROR_NAMES.get(error, error)}")
-        pdu = conn.new_pdu(codec.pyagentx3.AGENTX_REGISTER_PDU, self.timeout_s)
+        pdu = conn.new_pdu(codec.REGISTER, self.timeout_s)
         pdu.subtree = self.root
         pdu.priority = self.priority
         conn.send_pdu(pdu)
@@ -383,7 +385,9 @@ class Session:
                     "stopping" if stop.is_set() else "requeued, session lost",
                 )  # fmt: skip
 
-    def _serve_loop(self, conn: Connection, stop: threading.Event, inflight: dict[int, bytes]) -> None:
+    def _serve_loop(
+        self, conn: Connection, stop: threading.Event, inflight: dict[int, bytes]
+    ) -> None:
         recv, send, answer, clock = conn.recv_blocking, conn.send_bytes, self.answer, self.clock
         spin_ns = self.spin_ns
         next_ping = clock() + self.ping_s
@@ -456,6 +460,4 @@ class Session:
             return
         self.notification_errors += 1
         # Not sent again: snmpd refused this one, and would refuse it again.
-        log.warning(
-            "notification refused by master err=%s", codec.ERROR_NAMES.get(error, error)
-        )
+        log.warning("notification refused by master err=%s", codec.ERROR_NAMES.get(error, error))

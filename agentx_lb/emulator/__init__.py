@@ -17,7 +17,8 @@ Public API (``EmulatedVpp(run_dir, *, workers=2, cli_style="25.10", version="25.
   no_server_packets=, octets_per_packet=)``, ``set_counter(name, thread, index, value)``.
 * ``cli(cmd)``, ``show_vips_verbose()``, ``route_stats_index(prefix)``.
 * Faults: ``vpp.faults`` (``Faults``: handshake_hang, hang, die_on, bad_crc,
-  lb_plugin, cli_empty, cli_extra, absent, route_miss), ``stats_socket_down(stale=)``, ``api_socket_down(stale=)``,
+  lb_plugin, cli_empty, cli_extra, absent, route_miss), ``stats_socket_down(stale=)``,
+  ``api_socket_down(stale=)``,
   ``kill()``, ``set_in_progress(1)``, ``corrupt_vector(name)``.
 """
 

@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,12 +40,14 @@ class RouteLookupRequest(NamedTuple):
     af: int  # 0 IPv4, 1 IPv6
     address: bytes
     prefix_len: int
+
+
 MODULE_ORDER = ("memclnt", "vlib", "vpe", "ip_types", "ip", "lb")
 SOCKCLNT_CREATE_ID = 15
 SOCKCLNT_CREATE_REPLY_ID = 16
 
 # handler(name, request) -> [(reply_name, fields)], or None for "never answer"
-Handler = Callable[[str, Any], "list[tuple[str, dict[str, Any] | bytes]] | None"]
+Handler = Callable[[str, Any], "Sequence[tuple[str, dict[str, Any] | bytes]] | None"]
 
 
 class ApiCodec:

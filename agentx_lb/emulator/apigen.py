@@ -229,45 +229,101 @@ MODULES: dict[str, dict[str, Any]] = {
         "types": ["module_version", "message_table_entry"],
         # memclnt.api order: VPP numbers these 1.., so 15/16 are the sockclnt pair
         "messages": [
-            ("memclnt_create", [("u32", "context"), ("i32", "ctx_quota"), ("u64", "input_queue"),
-                                ("string", "name", 64), ("u32", "api_versions", 8)]),
-            ("memclnt_create_reply", [("u32", "context"), ("i32", "response"), ("u64", "handle"),
-                                      ("u32", "index"), ("u64", "message_table")]),
+            (
+                "memclnt_create",
+                [
+                    ("u32", "context"),
+                    ("i32", "ctx_quota"),
+                    ("u64", "input_queue"),
+                    ("string", "name", 64),
+                    ("u32", "api_versions", 8),
+                ],
+            ),
+            (
+                "memclnt_create_reply",
+                [
+                    ("u32", "context"),
+                    ("i32", "response"),
+                    ("u64", "handle"),
+                    ("u32", "index"),
+                    ("u64", "message_table"),
+                ],
+            ),
             ("memclnt_delete", [("u32", "index"), ("u64", "handle"), ("bool", "do_cleanup")]),
             ("memclnt_delete_reply", [("i32", "response"), ("u64", "handle")]),
             ("rx_thread_exit", [("u8", "dummy")]),
             ("memclnt_rx_thread_suspend", [("u8", "dummy")]),
             ("memclnt_read_timeout", [("u8", "dummy")]),
-            ("rpc_call", REQ + [("u64", "function"), ("u8", "multicast"),
-                                ("u8", "need_barrier_sync"), ("u8", "send_reply"),
-                                ("u32", "data_len"), ("u8", "data", 0, "data_len")]),
+            (
+                "rpc_call",
+                REQ
+                + [
+                    ("u64", "function"),
+                    ("u8", "multicast"),
+                    ("u8", "need_barrier_sync"),
+                    ("u8", "send_reply"),
+                    ("u32", "data_len"),
+                    ("u8", "data", 0, "data_len"),
+                ],
+            ),
             ("rpc_call_reply", REPLY),
             ("get_first_msg_id", REQ + [("string", "name", 64)]),
             ("get_first_msg_id_reply", REPLY + [("u16", "first_msg_id")]),
             ("api_versions", REQ),
-            ("api_versions_reply", REPLY + [
-                ("u32", "count"), ("vl_api_module_version_t", "api_versions", 0, "count")]),
-            ("trace_plugin_msg_ids", REQ + [("string", "plugin_name", 128), ("u16", "first_msg_id"),
-                                            ("u16", "last_msg_id")]),
+            (
+                "api_versions_reply",
+                REPLY + [("u32", "count"), ("vl_api_module_version_t", "api_versions", 0, "count")],
+            ),
+            (
+                "trace_plugin_msg_ids",
+                REQ
+                + [("string", "plugin_name", 128), ("u16", "first_msg_id"), ("u16", "last_msg_id")],
+            ),
             ("sockclnt_create", [("u32", "context"), ("string", "name", 64)]),
-            ("sockclnt_create_reply", [
-                ("u32", "client_index"), ("u32", "context"), ("i32", "response"),
-                ("u32", "index"), ("u16", "count"),
-                ("vl_api_message_table_entry_t", "message_table", 0, "count")]),
+            (
+                "sockclnt_create_reply",
+                [
+                    ("u32", "client_index"),
+                    ("u32", "context"),
+                    ("i32", "response"),
+                    ("u32", "index"),
+                    ("u16", "count"),
+                    ("vl_api_message_table_entry_t", "message_table", 0, "count"),
+                ],
+            ),
             ("sockclnt_delete", REQ + [("u32", "index")]),
             ("sockclnt_delete_reply", [("u32", "context"), ("i32", "response")]),
-            ("sock_init_shm", REQ + [("u32", "requested_size"), ("u8", "nitems"),
-                                     ("u64", "configs", 0, "nitems")]),
+            (
+                "sock_init_shm",
+                REQ
+                + [("u32", "requested_size"), ("u8", "nitems"), ("u64", "configs", 0, "nitems")],
+            ),
             ("sock_init_shm_reply", REPLY),
             ("memclnt_keepalive", REQ),
             ("memclnt_keepalive_reply", REPLY),
             ("control_ping", REQ),
             ("control_ping_reply", REPLY + [("u32", "client_index"), ("u32", "vpe_pid")]),
-            ("memclnt_create_v2", [("u32", "context"), ("i32", "ctx_quota"), ("u64", "input_queue"),
-                                   ("string", "name", 64), ("u32", "api_versions", 8),
-                                   ("bool", "keepalive", {"default": "true"})]),
-            ("memclnt_create_v2_reply", [("u32", "context"), ("i32", "response"), ("u64", "handle"),
-                                         ("u32", "index"), ("u64", "message_table")]),
+            (
+                "memclnt_create_v2",
+                [
+                    ("u32", "context"),
+                    ("i32", "ctx_quota"),
+                    ("u64", "input_queue"),
+                    ("string", "name", 64),
+                    ("u32", "api_versions", 8),
+                    ("bool", "keepalive", {"default": "true"}),
+                ],
+            ),
+            (
+                "memclnt_create_v2_reply",
+                [
+                    ("u32", "context"),
+                    ("i32", "response"),
+                    ("u64", "handle"),
+                    ("u32", "index"),
+                    ("u64", "message_table"),
+                ],
+            ),
             ("get_api_json", REQ),
             ("get_api_json_reply", REPLY + [("string", "json", 0)]),
         ],
@@ -304,55 +360,132 @@ MODULES: dict[str, dict[str, Any]] = {
         "types": [],
         "messages": [
             ("show_version", REQ),
-            ("show_version_reply", REPLY + [("string", "program", 32), ("string", "version", 32),
-                                            ("string", "build_date", 32),
-                                            ("string", "build_directory", 256)]),
+            (
+                "show_version_reply",
+                REPLY
+                + [
+                    ("string", "program", 32),
+                    ("string", "version", 32),
+                    ("string", "build_date", 32),
+                    ("string", "build_directory", 256),
+                ],
+            ),
         ],
         "services": {"show_version": {"reply": "show_version_reply"}},
     },
     "ip_types": {
         "version": "3.0.0",
-        "types": ["ip4_address", "ip6_address", "address_family", "ip_proto", "ip_dscp",
-                  "address_union", "address", "prefix", "address_with_prefix", "prefix_matcher"],
+        "types": [
+            "ip4_address",
+            "ip6_address",
+            "address_family",
+            "ip_proto",
+            "ip_dscp",
+            "address_union",
+            "address",
+            "prefix",
+            "address_with_prefix",
+            "prefix_matcher",
+        ],
         "messages": [],
         "services": {},
     },
     "ip": {
         "version": "3.2.0",
-        "types": ["ip4_address", "ip6_address", "address_family", "ip_proto", "ip_dscp",
-                  "address_union", "address", "prefix", "address_with_prefix", "prefix_matcher",
-                  "fib_path_nh_proto", "fib_path_flags", "fib_path_type", "fib_mpls_label",
-                  "fib_path_nh", "fib_path", "ip_route"],
+        "types": [
+            "ip4_address",
+            "ip6_address",
+            "address_family",
+            "ip_proto",
+            "ip_dscp",
+            "address_union",
+            "address",
+            "prefix",
+            "address_with_prefix",
+            "prefix_matcher",
+            "fib_path_nh_proto",
+            "fib_path_flags",
+            "fib_path_type",
+            "fib_mpls_label",
+            "fib_path_nh",
+            "fib_path",
+            "ip_route",
+        ],
         "messages": [
-            ("ip_route_lookup", REQ + [("u32", "table_id"), ("u8", "exact"),
-                                       ("vl_api_prefix_t", "prefix")]),
+            (
+                "ip_route_lookup",
+                REQ + [("u32", "table_id"), ("u8", "exact"), ("vl_api_prefix_t", "prefix")],
+            ),
             ("ip_route_lookup_reply", REPLY + [("vl_api_ip_route_t", "route")]),
         ],
         "services": {"ip_route_lookup": {"reply": "ip_route_lookup_reply"}},
     },
     "lb": {
         "version": "1.1.0",
-        "types": ["ip4_address", "ip6_address", "address_family", "ip_proto", "ip_dscp",
-                  "address_union", "address", "prefix", "address_with_prefix", "prefix_matcher",
-                  "lb_srv_type", "lb_encap_type", "lb_vip"],
+        "types": [
+            "ip4_address",
+            "ip6_address",
+            "address_family",
+            "ip_proto",
+            "ip_dscp",
+            "address_union",
+            "address",
+            "prefix",
+            "address_with_prefix",
+            "prefix_matcher",
+            "lb_srv_type",
+            "lb_encap_type",
+            "lb_vip",
+        ],
         "messages": [
-            ("lb_conf", REQ + [("vl_api_ip4_address_t", "ip4_src_address"),
-                               ("vl_api_ip6_address_t", "ip6_src_address"),
-                               ("u32", "sticky_buckets_per_core", {"default": 4294967295}),
-                               ("u32", "flow_timeout", {"default": 4294967295})]),
+            (
+                "lb_conf",
+                REQ
+                + [
+                    ("vl_api_ip4_address_t", "ip4_src_address"),
+                    ("vl_api_ip6_address_t", "ip6_src_address"),
+                    ("u32", "sticky_buckets_per_core", {"default": 4294967295}),
+                    ("u32", "flow_timeout", {"default": 4294967295}),
+                ],
+            ),
             ("lb_conf_reply", REPLY),
-            ("lb_vip_dump", REQ + [("vl_api_address_with_prefix_t", "pfx"),
-                                   ("vl_api_prefix_matcher_t", "pfx_matcher"),
-                                   ("u8", "protocol", {"default": 255}), ("u16", "port")]),
-            ("lb_vip_details", [("u32", "context"), ("vl_api_lb_vip_t", "vip"),
-                                ("vl_api_lb_encap_type_t", "encap"), ("vl_api_ip_dscp_t", "dscp"),
-                                ("vl_api_lb_srv_type_t", "srv_type"), ("u16", "target_port"),
-                                ("u16", "flow_table_length")]),
-            ("lb_as_dump", REQ + [("vl_api_address_with_prefix_t", "pfx"), ("u8", "protocol"),
-                                  ("u16", "port")]),
-            ("lb_as_details", [("u32", "context"), ("vl_api_lb_vip_t", "vip"),
-                               ("vl_api_address_t", "app_srv"), ("u8", "flags"),
-                               ("u32", "in_use_since")]),
+            (
+                "lb_vip_dump",
+                REQ
+                + [
+                    ("vl_api_address_with_prefix_t", "pfx"),
+                    ("vl_api_prefix_matcher_t", "pfx_matcher"),
+                    ("u8", "protocol", {"default": 255}),
+                    ("u16", "port"),
+                ],
+            ),
+            (
+                "lb_vip_details",
+                [
+                    ("u32", "context"),
+                    ("vl_api_lb_vip_t", "vip"),
+                    ("vl_api_lb_encap_type_t", "encap"),
+                    ("vl_api_ip_dscp_t", "dscp"),
+                    ("vl_api_lb_srv_type_t", "srv_type"),
+                    ("u16", "target_port"),
+                    ("u16", "flow_table_length"),
+                ],
+            ),
+            (
+                "lb_as_dump",
+                REQ
+                + [("vl_api_address_with_prefix_t", "pfx"), ("u8", "protocol"), ("u16", "port")],
+            ),
+            (
+                "lb_as_details",
+                [
+                    ("u32", "context"),
+                    ("vl_api_lb_vip_t", "vip"),
+                    ("vl_api_address_t", "app_srv"),
+                    ("u8", "flags"),
+                    ("u32", "in_use_since"),
+                ],
+            ),
         ],
         "services": {
             "lb_conf": {"reply": "lb_conf_reply"},
@@ -412,7 +545,7 @@ def _fold(fields: list[Field], crc: int) -> int:
     for f in fields:
         ftype = f[0]
         if ftype.startswith("vl_api_"):
-            tname = ftype[len("vl_api_"):-len("_t")]
+            tname = ftype[len("vl_api_") : -len("_t")]
             crc = binascii.crc32(_type_crc_bytes(tname), crc) & 0xFFFFFFFF
             kind, payload = TYPES[tname]
             if kind in ("type", "union"):
@@ -452,8 +585,12 @@ def module_json(module: str) -> dict[str, Any]:
     for name, fields in spec["messages"]:
         crc = message_crc(fields)
         messages.append(
-            [name, ["u16", "_vl_msg_id"], *[_json_field(f) for f in fields],
-             {"crc": "0x%08x" % crc, "options": {}}]
+            [
+                name,
+                ["u16", "_vl_msg_id"],
+                *[_json_field(f) for f in fields],
+                {"crc": f"0x{crc:08x}", "options": {}},
+            ]
         )
     return {
         "types": types,

@@ -65,7 +65,8 @@ class UnixListener:
     def _run(self) -> None:
         assert self._sock is not None
         while True:
-            ready, _, _ = select.select([self._sock, self._wake_r], [], [])
+            readers: list[socket.socket | int] = [self._sock, self._wake_r]
+            ready, _, _ = select.select(readers, [], [])
             if self._wake_r in ready:
                 return
             try:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 BASE = 0x7F3AC0000000
 DEFAULT_SIZE = 64 * 1024 * 1024
@@ -90,9 +90,7 @@ class StatsSegment:
         return vec
 
     def _write_vec_header(self, vec: _Vec) -> None:
-        VEC_HDR.pack_into(
-            self.mm, vec.off - 8, vec.length, 1, 6, min(vec.cap - vec.length, 255), 0
-        )
+        VEC_HDR.pack_into(self.mm, vec.off - 8, vec.length, 1, 6, min(vec.cap - vec.length, 255), 0)
 
     def _poison(self, vec: _Vec) -> None:
         nbytes = vec.cap * vec.esize
@@ -109,11 +107,11 @@ class StatsSegment:
     # -------------------------------------------------------------- lock --
     @property
     def epoch(self) -> int:
-        return struct.unpack_from("<Q", self.mm, 16)[0]
+        return int(struct.unpack_from("<Q", self.mm, 16)[0])
 
     @property
     def in_progress(self) -> int:
-        return struct.unpack_from("<Q", self.mm, 24)[0]
+        return int(struct.unpack_from("<Q", self.mm, 24)[0])
 
     def set_in_progress(self, value: int) -> None:
         """Force the header flag (fault injection: a writer died holding the lock)."""
@@ -217,7 +215,7 @@ class StatsSegment:
     # ------------------------------------------------------------ values --
     def get_simple(self, name: str, thread: int, index: int) -> int:
         off, _ = self._slot(name, thread, index)
-        return struct.unpack_from("<Q", self.mm, off)[0]
+        return int(struct.unpack_from("<Q", self.mm, off)[0])
 
     def set_simple(self, name: str, thread: int, index: int, value: int) -> None:
         off, _ = self._slot(name, thread, index)
@@ -228,7 +226,7 @@ class StatsSegment:
 
     def get_combined(self, name: str, thread: int, index: int) -> tuple[int, int]:
         off, _ = self._slot(name, thread, index)
-        return struct.unpack_from("<QQ", self.mm, off)  # type: ignore[return-value]
+        return struct.unpack_from("<QQ", self.mm, off)
 
     def set_combined(self, name: str, thread: int, index: int, packets: int, octets: int) -> None:
         off, _ = self._slot(name, thread, index)

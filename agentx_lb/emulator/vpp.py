@@ -45,9 +45,17 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Routes every VPP has before any configuration (plus one interface each family),
 # so route stats indices are not trivially the VIP indices.
 _BOOT_ROUTES = (
-    "0.0.0.0/0", "0.0.0.0/32", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
-    "10.0.0.0/24", "10.0.0.1/32",
-    "::/0", "fe80::/10", "2001:db8:ff::/64", "2001:db8:ff::1/128",
+    "0.0.0.0/0",
+    "0.0.0.0/32",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "10.0.0.0/24",
+    "10.0.0.1/32",
+    "::/0",
+    "fe80::/10",
+    "2001:db8:ff::/64",
+    "2001:db8:ff::1/128",
 )
 IP4_SRC = "10.0.0.1"
 IP6_SRC = "2001:db8:ff::1"
@@ -403,9 +411,16 @@ class EmulatedVpp:
         if encap not in ENCAPS:
             raise ValueError(f"encap must be one of {ENCAPS}")
         vip = _Vip(
-            index=0, prefix=net, protocol=protocol if port else 255, port=port, encap=encap,
-            new_size=new_size, src_ip_sticky=src_ip_sticky, dscp=dscp or 0,
-            nat_type=nat_type, target_port=target_port if target_port is not None else port,
+            index=0,
+            prefix=net,
+            protocol=protocol if port else 255,
+            port=port,
+            encap=encap,
+            new_size=new_size,
+            src_ip_sticky=src_ip_sticky,
+            dscp=dscp or 0,
+            nat_type=nat_type,
+            target_port=target_port if target_port is not None else port,
         )
         if vip.vip_type not in VIP_TYPES:
             raise ValueError(f"invalid VIP type {vip.vip_type}")
@@ -653,8 +668,10 @@ class EmulatedVpp:
         """The text before and after the counter lines (cached until the VIP changes)."""
         sticky = " src_ip_sticky" if vip.src_ip_sticky and self.cli_style != "pre-23.02" else ""
         removed = " removed" if vip.removed else ""
-        lines = [f" {vip.vip_type} [{vip.index}] {vip.prefix}{sticky}{removed}\n",
-                 f"  new_size:{vip.new_size}\n"]
+        lines = [
+            f" {vip.vip_type} [{vip.index}] {vip.prefix}{sticky}{removed}\n",
+            f"  new_size:{vip.new_size}\n",
+        ]
         if vip.port != 0:
             lines.append(f"  protocol:{vip.protocol} port:{vip.port}\n")
         if vip.encap == "l3dsr":
@@ -680,9 +697,7 @@ class EmulatedVpp:
         return "".join(lines), "".join(tail)
 
     # ------------------------------------------------------------- API ----
-    def _handle_api(
-        self, name: str, req: Any
-    ) -> list[tuple[str, dict[str, Any] | bytes]] | None:
+    def _handle_api(self, name: str, req: Any) -> list[tuple[str, dict[str, Any] | bytes]] | None:
         # One main thread answers every request: while it is busy (a
         # startup-config running), requests wait, as on a real VPP.
         with self.lock:
@@ -698,10 +713,18 @@ class EmulatedVpp:
             rv, text = self.cli(req.cmd)
             return [("cli_inband_reply", {"retval": rv, "reply": text})]
         if name == "show_version":
-            return [("show_version_reply", {
-                "retval": 0, "program": "vpe", "version": self.version,
-                "build_date": "2026-11-25T02:37:27", "build_directory": "/root/vpp",
-            })]
+            return [
+                (
+                    "show_version_reply",
+                    {
+                        "retval": 0,
+                        "program": "vpe",
+                        "version": self.version,
+                        "build_date": "2026-11-25T02:37:27",
+                        "build_directory": "/root/vpp",
+                    },
+                )
+            ]
         if name == "get_api_json":
             return [("get_api_json_reply", {"retval": 0, "json": self._codec.api_json_array()})]
         if name == "ip_route_lookup":
@@ -737,15 +760,24 @@ class EmulatedVpp:
             return {"retval": NO_SUCH_ENTRY, "route": {"prefix": {"address": {"af": 0}, "len": 0}}}
         prefix, stats_index = found
         is_default = prefix.prefixlen == 0
-        path = {
-            "sw_if_index": 0xFFFFFFFF, "table_id": 0, "weight": 1,
-            "type": 2 if is_default else 0, "proto": 0 if prefix.version == 4 else 1,
+        path: dict[str, Any] = {
+            "sw_if_index": 0xFFFFFFFF,
+            "table_id": 0,
+            "weight": 1,
+            "type": 2 if is_default else 0,
+            "proto": 0 if prefix.version == 4 else 1,
             "label_stack": [{}] * 16,
         }
-        return {"retval": 0, "route": {
-            "table_id": 0, "stats_index": stats_index, "prefix": prefix,
-            "n_paths": 1, "paths": [path],
-        }}
+        return {
+            "retval": 0,
+            "route": {
+                "table_id": 0,
+                "stats_index": stats_index,
+                "prefix": prefix,
+                "n_paths": 1,
+                "paths": [path],
+            },
+        }
 
     @staticmethod
     def _raw_prefix(net: Network, buggy_len: bool) -> dict[str, Any]:
@@ -758,35 +790,46 @@ class EmulatedVpp:
         # (u8)htonl(protocol) is 0 in the <= 26.06 handler
         return {"pfx": cls._raw_prefix(vip.prefix, True), "protocol": 0, "port": vip.port}
 
-    def _lb_vip_details(self) -> list[tuple[str, dict[str, Any]]]:
+    def _lb_vip_details(self) -> list[tuple[str, dict[str, Any] | bytes]]:
         with self.lock:
-            out = []
+            out: list[tuple[str, dict[str, Any] | bytes]] = []
             for vip in (self._vips[i] for i in sorted(self._vips)):
-                out.append(("lb_vip_details", {
-                    "vip": self._raw_vip(vip),
-                    "encap": VIP_TYPES.index(vip.vip_type), "dscp": vip.dscp,
-                    "srv_type": 1 if vip.nat_type == "nodeport" else 0,
-                    "target_port": vip.target_port, "flow_table_length": 0,
-                }))
+                out.append(
+                    (
+                        "lb_vip_details",
+                        {
+                            "vip": self._raw_vip(vip),
+                            "encap": VIP_TYPES.index(vip.vip_type),
+                            "dscp": vip.dscp,
+                            "srv_type": 1 if vip.nat_type == "nodeport" else 0,
+                            "target_port": vip.target_port,
+                            "flow_table_length": 0,
+                        },
+                    )
+                )
             return out
 
-    def _lb_as_details(self, req: Any) -> list[tuple[str, dict[str, Any]]]:
+    def _lb_as_details(self, req: Any) -> list[tuple[str, dict[str, Any] | bytes]]:
         if req.pfx.len != 0 or any(_address_bytes(req.pfx.address)):
             return []  # the 25.10 handler compares ports in mixed byte order: nothing matches
         with self.lock:
-            out = []
+            out: list[tuple[str, dict[str, Any] | bytes]] = []
             for vip in (self._vips[i] for i in sorted(self._vips)):
                 for b in vip.backends:
-                    out.append(("lb_as_details", {
-                        "vip": self._raw_vip(vip),
-                        "app_srv": str(b.address), "flags": 0 if b.removed else 1,
-                        "in_use_since": 0,
-                    }))
+                    out.append(
+                        (
+                            "lb_as_details",
+                            {
+                                "vip": self._raw_vip(vip),
+                                "app_srv": str(b.address),
+                                "flags": 0 if b.removed else 1,
+                                "in_use_since": 0,
+                            },
+                        )
+                    )
             return out
 
 
 def _address_bytes(raw: Any) -> bytes:
     """The bytes of a raw `vl_api_address_t` (af 0: IPv4, 1: IPv6)."""
     return bytes(raw.un.ip4 if int(raw.af) == 0 else raw.un.ip6)
-
-

@@ -45,6 +45,7 @@ class Scraper:
     ) -> None:
         if reduce is None:
             from agentx_lb.reduce import reduce as reduce_
+
             reduce = reduce_
         self._source = source
         self._clock = clock

@@ -50,7 +50,9 @@ def count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], style: Style = PLAIN) -> list[str]:
+def table(
+    columns: Sequence[Column], rows: Sequence[Sequence[Cell]], style: Style = PLAIN
+) -> list[str]:
     """Aligned lines: two spaces between columns, no trailing blanks when plain."""
     widths = [len(c.title) for c in columns]
     for row in rows:
@@ -71,13 +73,26 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], style: Styl
 
 
 VIP_COLUMNS = (
-    Column("IDX"), Column("VIP", ALIGN_LEFT), Column("ENCAP", ALIGN_LEFT), Column("BACKENDS"),
-    Column("STATUS", ALIGN_LEFT), Column("NEXT PKTS"), Column("FIRST PKTS"),
-    Column("UNTRACKED"), Column("NO SERVER"), Column("ROUTE PKTS"), Column("ROUTE BYTES"),
+    Column("IDX"),
+    Column("VIP", ALIGN_LEFT),
+    Column("ENCAP", ALIGN_LEFT),
+    Column("BACKENDS"),
+    Column("STATUS", ALIGN_LEFT),
+    Column("NEXT PKTS"),
+    Column("FIRST PKTS"),
+    Column("UNTRACKED"),
+    Column("NO SERVER"),
+    Column("ROUTE PKTS"),
+    Column("ROUTE BYTES"),
 )
 BACKEND_COLUMNS = (
-    Column("IDX"), Column("VIP", ALIGN_LEFT), Column("BACKEND", ALIGN_LEFT),
-    Column("STATE", ALIGN_LEFT), Column("WEIGHT"), Column("BUCKETS"), Column("FLOWS"),
+    Column("IDX"),
+    Column("VIP", ALIGN_LEFT),
+    Column("BACKEND", ALIGN_LEFT),
+    Column("STATE", ALIGN_LEFT),
+    Column("WEIGHT"),
+    Column("BUCKETS"),
+    Column("FLOWS"),
 )
 
 
@@ -103,15 +118,17 @@ def _backend_rows(rows: Sequence[VipRow]) -> list[list[Cell]]:
     out = []
     for row in rows:
         for b in row.vip.backends:
-            out.append([
-                Cell(str(row.vip.index)),
-                Cell(row.vip.name),
-                Cell(b.address),
-                Cell("used" if b.used else "removed", alert=not b.used),
-                Cell(count(b.weight)),
-                Cell(count(b.buckets)),
-                Cell(count(b.flows)),
-            ])
+            out.append(
+                [
+                    Cell(str(row.vip.index)),
+                    Cell(row.vip.name),
+                    Cell(b.address),
+                    Cell("used" if b.used else "removed", alert=not b.used),
+                    Cell(count(b.weight)),
+                    Cell(count(b.buckets)),
+                    Cell(count(b.flows)),
+                ]
+            )
     return out
 
 

@@ -59,8 +59,13 @@ RATE_COLS = (
     Col("ROUTE bit/s", 13, "route_octets", scale=8, optional=True),
 )
 IDX_WIDTH, BACKENDS_WIDTH = 5, 8
-MIN_WIDTH = IDX_WIDTH + 1 + MIN_NAME + 1 + BACKENDS_WIDTH + sum(
-    1 + c.width for c in RATE_COLS if not c.optional
+MIN_WIDTH = (
+    IDX_WIDTH
+    + 1
+    + MIN_NAME
+    + 1
+    + BACKENDS_WIDTH
+    + sum(1 + c.width for c in RATE_COLS if not c.optional)
 )
 HEAD_LINES = 4  # title, keys, status, column titles
 MIN_HEIGHT = HEAD_LINES + 1
@@ -125,15 +130,15 @@ def layout(view: View, width: int, height: int) -> list[Line]:
     """The screen as at most `height` lines of at most `width` characters."""
     if width < MIN_WIDTH or height < MIN_HEIGHT:
         text = f"terminal too small: {width}x{height}, agentx-lb top needs {MIN_WIDTH}x{MIN_HEIGHT}"
-        words, lines, line = text.split(), [], ""
+        words, wrapped, line = text.split(), [], ""
         for word in words:  # wrap at word boundaries into what there is
             if line and len(line) + 1 + len(word) > width:
-                lines.append(line)
+                wrapped.append(line)
                 line = word
             else:
                 line = f"{line} {word}".strip()
-        lines.append(line)
-        return [[(ln[:width], ALERT)] for ln in lines[: max(height, 0)]]
+        wrapped.append(line)
+        return [[(ln[:width], ALERT)] for ln in wrapped[: max(height, 0)]]
 
     n_vips = len(view.rates)
     title = (
@@ -176,7 +181,10 @@ def layout(view: View, width: int, height: int) -> list[Line]:
         name = vip.name if len(vip.name) <= name_w else vip.name[: name_w - 1] + "~"
         segs: Line = [
             (f"{vip.index:>{IDX_WIDTH}} {name:<{name_w}} ", PLAIN),
-            (f"{f'{active}/{len(vip.backends)}':>{BACKENDS_WIDTH}}", ALERT if active == 0 else PLAIN),
+            (
+                f"{f'{active}/{len(vip.backends)}':>{BACKENDS_WIDTH}}",
+                ALERT if active == 0 else PLAIN,
+            ),
         ]
         for c in cols:
             if r.state is RowState.OK:
@@ -214,8 +222,10 @@ class Top:
     def on_scrape(self, scrape: Scrape) -> None:
         before = self._last
         self.view.rates = rates(
-            before.rows if before else None, before.at_s if before else 0.0,
-            scrape.rows, scrape.at_s,
+            before.rows if before else None,
+            before.at_s if before else 0.0,
+            scrape.rows,
+            scrape.at_s,
         )
         self.view.vpp_version = scrape.raw.vpp_version
         self.view.elapsed_s = None if before is None else scrape.at_s - before.at_s
@@ -262,7 +272,10 @@ class _LastLog(logging.Handler):
 
 
 def _scrape_loop(
-    scrape: Callable[[], Scrape], interval_s: float, stop: threading.Event, results: queue.Queue[Any]
+    scrape: Callable[[], Scrape],
+    interval_s: float,
+    stop: threading.Event,
+    results: queue.Queue[Any],
 ) -> None:
     deadline = time.monotonic()
     while not stop.is_set():
@@ -270,7 +283,7 @@ def _scrape_loop(
             results.put(scrape())
         except SourceError as exc:
             results.put(exc)
-        except Exception as exc:  # noqa: BLE001  a bug: shown, then top ends with status 1
+        except Exception as exc:
             log.debug("scrape crashed", exc_info=True)
             results.put(RuntimeError(f"scrape crashed: {exc!r}"))
             return
@@ -302,8 +315,10 @@ def run_top(
     results: queue.Queue[Any] = queue.Queue()
     worker_stop = threading.Event()
     worker = threading.Thread(
-        target=_scrape_loop, args=(scraper.scrape, interval_s, worker_stop, results),
-        name="top-scrape", daemon=True,
+        target=_scrape_loop,
+        args=(scraper.scrape, interval_s, worker_stop, results),
+        name="top-scrape",
+        daemon=True,
     )
     root = logging.getLogger()
     saved = root.handlers[:]

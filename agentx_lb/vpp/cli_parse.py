@@ -140,7 +140,7 @@ class _Header(NamedTuple):
     """What a VIP header line says, or the first problem with it."""
 
     problem: str | None
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, never called on a _Header
     type_name: str
     removed: bool
     src_ip_sticky: bool
@@ -366,8 +366,8 @@ def _parse_tail(tail: str, known: _Known) -> _Known | None:
                 parsed = _parse_backend(lines[i].strip(), backends[i].address)
                 if parsed.__class__ is str:
                     return None
-                moved = moved or parsed.address != backends[i].address  # type: ignore[union-attr]
-                backends[i] = parsed  # type: ignore[assignment]
+                moved = moved or parsed.address != backends[i].address  # type: ignore[union-attr]  # str ruled out above
+                backends[i] = parsed  # type: ignore[assignment]  # str ruled out above
             if moved and len(set(map(_ADDRESS, backends))) != n:
                 return None
             vip = _with_backends(known.vip, tuple(backends))
@@ -472,7 +472,7 @@ _COUNTER_LINES = re.compile(
 )
 
 
-_MISS = object()
+_MISS = _Header("not parsed yet", 0, "", False, False, 4, Encap.GRE4, "", 0)  # a sentinel
 
 
 class VipParser:
@@ -554,7 +554,8 @@ class VipParser:
     def _block_starts(self, text: str) -> list[tuple[int, _Header]]:
         """(offset, parsed header) of every VIP header line, in order."""
         # Every header line has " [", and only header lines in VPP's output do.
-        before, now = self._headers, {}
+        before = self._headers
+        now: dict[str, _Header | None] = {}
         starts: list[tuple[int, _Header]] = []
         find = text.find
         at = find(" [")
@@ -567,9 +568,9 @@ class VipParser:
             header = before.get(line, _MISS)
             if header is _MISS:
                 header = _header(line)
-            now[line] = header  # type: ignore[assignment]
+            now[line] = header
             if header is not None:
-                starts.append((start, header))  # type: ignore[arg-type]
+                starts.append((start, header))
             at = find(" [", end)
         self._headers = now
         return starts

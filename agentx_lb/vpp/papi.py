@@ -96,8 +96,8 @@ class RouteLookup(NamedTuple):
 
 def decode_route_lookup_reply(msg: bytes) -> RouteLookup:
     """The fixed head of an `ip_route_lookup_reply` (struct.error if it is short)."""
-    _id, context, retval, _table, stats_index, af, address, length = (
-        _ROUTE_LOOKUP_HEAD.unpack_from(msg)
+    _id, context, retval, _table, stats_index, af, address, length = _ROUTE_LOOKUP_HEAD.unpack_from(
+        msg
     )
     return RouteLookup(context, retval, stats_index, af, address, length)
 
@@ -228,7 +228,7 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
             raise VPPApiError("Failed to load API definitions from VPP")
         for module in json.loads(reply.json):
             if any(m[0] in self._wanted for m in module.get("messages", ())):
-                messages, services = VPPApiJSONFiles._process_json(module)  # noqa: SLF001
+                messages, services = VPPApiJSONFiles._process_json(module)
                 self.messages.update(messages)
                 self.services.update(services)
 
@@ -247,15 +247,18 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
         timeout_s: float,
         *,
         window: int = 512,
+        patience_s: float | None = None,
         encode: Callable[[int, int, int, Mapping[str, Any]], bytes] | None = None,
         decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[list[Any], int]:
         """Replies to `requests` of message `name`, in order (None where none
         came), and how many requests were sent.
 
-        At most `window` requests are unanswered at a time. Waiting ends when
-        no reply came for `timeout_s`: VPP answers in order, so the rest would
-        be late too. Replies arriving after that are dropped by later calls
+        At most `window` requests are unanswered at a time. A wait of
+        `timeout_s` without a reply is a stall; VPP answers in order, so the
+        replies behind a late one come after it: stalls are sat out until they
+        add up to `patience_s` (default `timeout_s`), then the call returns
+        what came so far. Replies arriving after that are dropped by later calls
         (vpp_papi hands replies it did not ask for to its event queue). Decoded
         by `decode` when given, else by vpp_papi without type conversion (plain
         ints and bytes, no ipaddress objects); packed by `encode(msg_id,
@@ -271,6 +274,7 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
         replies: list[Any] = [None] * len(requests)
         waiting: dict[int, int] = {}  # context -> position in requests
         sent = 0
+        stalled, patience = 0.0, timeout_s if patience_s is None else patience_s
         while True:
             if sent < len(requests) and len(waiting) <= window // 2:
                 batch = []
@@ -293,7 +297,10 @@ class ApiClient(VPPApiClient):  # type: ignore[misc]
                 return replies, sent
             received = self.transport.receive(timeout_s)
             if not received:
-                return replies, sent  # VPP is late: what came so far
+                stalled += timeout_s
+                if stalled >= patience:
+                    return replies, sent  # VPP is late: what came so far
+                continue
             for raw in received:
                 got_id, context = _HEADER.unpack_from(raw)
                 if got_id != reply_id or context not in waiting:

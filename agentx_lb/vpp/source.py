@@ -1,8 +1,8 @@
 """VppSource: one scrape of VPP's lb plugin over the binary API and the stats segment.
 
-With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi. Everything it returns is a `RawScrape` of
-plain ints, strings and tuples; everything it raises is a `SourceError`
-(`raise ... from exc`), per vpp-facts §1-§5:
+With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi.
+Everything it returns is a `RawScrape` of plain ints, strings and tuples;
+everything it raises is a `SourceError` (`raise ... from exc`), per vpp-facts §1-§5:
 
 * API (`VPPApiClient`, one per VppSource): `cli_inband("show lb vips verbose")`
   for the VIPs (the only source of the pool index), `cli_inband("show lb")` for
@@ -68,6 +68,8 @@ _NO_SUCH_ENTRY = -6  # VNET_API_ERROR_NO_SUCH_ENTRY
 _API_MODULES = frozenset(
     {"memclnt", "vlib", "vpe", "ip", "ip_types", "fib_types", "interface_types"}
 )
+# How many timeouts a scrape sits out for late route lookup replies in all.
+_ROUTE_PATIENCE_TIMEOUTS = 3
 # The modules VPP's get_api_json sends that the agent keeps: those defining these.
 _BOOTSTRAP_MESSAGES = frozenset(
     {"sockclnt_create", "control_ping", "cli_inband", "show_version", "ip_route_lookup"}
@@ -383,40 +385,42 @@ class VppSource:
         routes.use_instance(instance)
         now = self._clock()
         due = routes.due((v.prefix for v in vips if not v.removed), now)
-        if due:
-            fast = self._route_layout_known()
-            keys = [route_prefix(prefix) for prefix in due]
-            requests = [
-                {"table_id": 0, "exact": 1, "prefix": key if fast else prefix}
-                for prefix, key in zip(due, keys, strict=True)
-            ]
-            replies, sent = self._api_read(lambda: self._client.call_many(
+        if not due:
+            return routes.view()
+        fast = self._route_layout_known()
+        keys = [route_prefix(prefix) for prefix in due]
+        requests = [
+            {"table_id": 0, "exact": 1, "prefix": key if fast else prefix}
+            for prefix, key in zip(due, keys, strict=True)
+        ]
+        replies, sent = self._api_read(
+            lambda: self._client.call_many(
                 "ip_route_lookup",
                 requests,
                 self.timeout_s,
+                # VPP answers in order: a stall delays every reply behind it.
+                patience_s=_ROUTE_PATIENCE_TIMEOUTS * self.timeout_s,
                 encode=encode_route_lookup if fast else None,
                 decode=decode_route_lookup_reply if fast else None,
-            ))
-            answers = {}
-            for prefix, key, reply in zip(due, keys, replies, strict=True):
-                if reply is not None:
-                    answers[prefix] = self._stats_index(prefix, key, reply)
-            self.route_lookups += sent
-            late = sent - len(answers)
-            if late:
-                self.route_late += late
-                log.info(
-                    "route lookups late, asked again next scrape late=%d unsent=%d",
-                    late, len(due) - sent,
-                )
-            routes.resolved(answers, now)
+            )
+        )
+        self.route_lookups += sent
+        answers: dict[str, int | None] = {}
+        for prefix, key, reply in zip(due, keys, replies, strict=True):
+            if reply is not None:
+                answers[prefix] = self._stats_index(prefix, key, reply)
+        routes.resolved(answers, now)
+        late = len(due) - len(answers)
+        if late:
+            self.route_late += late
+            log.info("route lookups late, asked again next scrape count=%d", late)
         return routes.view()
 
     def _route_layout_known(self) -> bool:
         """Whether VPP's ip_route_lookup messages have the layout our struct codec
         was written for (their CRCs say so); else vpp_papi packs and decodes."""
         messages = self._client.messages
-        return (
+        return bool(
             messages["ip_route_lookup"].crc == ROUTE_LOOKUP_CRC
             and messages["ip_route_lookup_reply"].crc == ROUTE_LOOKUP_REPLY_CRC
         )
@@ -441,7 +445,9 @@ class VppSource:
             # exact=1 should never do this; an LPM answer would count other traffic.
             log.warning(
                 "route lookup returned another prefix prefix=%s got_af=%d got_len=%d",
-                prefix, reply.af, reply.prefix_len,
+                prefix,
+                reply.af,
+                reply.prefix_len,
             )
             return None
         return int(reply.stats_index)

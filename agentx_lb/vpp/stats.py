@@ -57,7 +57,7 @@ class StatsChangingError(OSError):
     """The segment changed under every attempt of a dump."""
 
 
-class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
+class _BoundedStatsLock(StatsLock):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """vpp_papi's StatsLock busy-spins forever on `in_progress`; wait bounded instead."""
 
     def __init__(self, stats: BulkStats, timeout_s: float) -> None:
@@ -70,8 +70,10 @@ class _BoundedStatsLock(StatsLock):  # type: ignore[misc]
         return True
 
 
-class BulkStats(VPPStats):  # type: ignore[misc]
+class BulkStats(VPPStats):  # type: ignore[misc]  # vpp_papi is untyped: its classes are Any
     """VPPStats that never spins and dumps counter vectors in bulk."""
+
+    connected: bool  # set by VPPStats (untyped)
 
     def __init__(self, socketname: str, timeout_s: float) -> None:
         super().__init__(socketname=socketname)
@@ -154,9 +156,7 @@ class BulkStats(VPPStats):  # type: ignore[misc]
                     return result
                 last = "Optimistic lock failed"
             time.sleep(_POLL_S)
-        raise StatsChangingError(
-            f"stats segment kept changing during {_ATTEMPTS} reads ({last})"
-        )
+        raise StatsChangingError(f"stats segment kept changing during {_ATTEMPTS} reads ({last})")
 
     def _read(self, names: list[str], missing_ok: bool) -> dict[str, Any]:
         result: dict[str, Any] = {}

@@ -51,7 +51,7 @@ def main() -> None:
             row = rows[idx] = table.addRow([agent.Unsigned32(idx)])
         row.setRowCell(col, getattr(agent, _KINDS[typ])(value))
     agent.start()
-    print("ready", flush=True)  # noqa: T201 - bench protocol on stdout
+    print("ready", flush=True)
     while True:
         agent.check_and_process()
 

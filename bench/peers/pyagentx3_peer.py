@@ -31,7 +31,7 @@ def main() -> None:
         def setup(self) -> None:
             self.register(base, Up, freq=3600)
 
-    print("ready", flush=True)  # noqa: T201 - bench protocol on stdout
+    print("ready", flush=True)
     Agent(socket_path=socket_path).start()
 
 

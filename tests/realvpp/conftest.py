@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from realvpp import RealVpp
 
 # Not AGENTX_LB_*: the suite clears those so that no agent setting leaks in.

@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from agentharness import VIP_ENTRY, AgentProc, child_env, parse_walk, wait_until
-from realvpp import RealVpp
 
+from agentharness import VIP_ENTRY, AgentProc, child_env, parse_walk, wait_until
 from agentx_lb.oids import VipColumn
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
+from realvpp import RealVpp
 
 pytestmark = [pytest.mark.realvpp, pytest.mark.integration]
 
@@ -189,12 +189,17 @@ def test_packet_generator_deltas_are_exact(
         a, b = _served_lb(now, WEB4), _served_lb(now, WEB6)
         if a is None or b is None:
             return None
-        got = (sum(a) - sum(_served_lb(before, WEB4) or ()), sum(b) - sum(_served_lb(before, WEB6) or ()))
+        got = (
+            sum(a) - sum(_served_lb(before, WEB4) or ()),
+            sum(b) - sum(_served_lb(before, WEB6) or ()),
+        )
         return got if got == (123, 77) else None
 
     wait_until(deltas, WAIT_S)
     table = _table(snmpd)
-    assert int(table[VipColumn.ROUTE_PACKETS][WEB6]) - int(before[VipColumn.ROUTE_PACKETS][WEB6]) == 77
+    assert (
+        int(table[VipColumn.ROUTE_PACKETS][WEB6]) - int(before[VipColumn.ROUTE_PACKETS][WEB6]) == 77
+    )
     assert _served_lb(table, WEB4) == vpp.lb_counters()[WEB4]
 
 
@@ -260,8 +265,10 @@ def test_kill_9_and_restart_every_counter_continues(
     assert int(after[VipColumn.DISCONTINUITY_TIME][WEB4]) > int(
         before[VipColumn.DISCONTINUITY_TIME][WEB4]
     )
-    print(f"\nrestart ({how}): {VipColumn.FIRST_PACKETS.name} of VIP {WEB4}:"
-          f" before {_served_lb(before, WEB4)}, after {_served_lb(after, WEB4)}")
+    print(
+        f"\nrestart ({how}): {VipColumn.FIRST_PACKETS.name} of VIP {WEB4}:"
+        f" before {_served_lb(before, WEB4)}, after {_served_lb(after, WEB4)}"
+    )
     assert agent.alive
 
 
@@ -325,8 +332,9 @@ def test_10000_vips_vpp_busy_loading_then_timings(
         mark = agent2.mark()
         _, line = agent2.wait_for(r"scrape ok vips=10000", timeout_s=30.0, mark=mark)
         durations.append(int(line.rsplit("duration_ms=", 1)[1].split()[0]))
+    vpp_start_to_full = first_full + (t_agent - t_vpp)
     print(
-        f"\n10,000 VIPs: VPP start to agent's first full table {first_full + (t_agent - t_vpp):.2f} s"
+        f"\n10,000 VIPs: VPP start to agent's first full table {vpp_start_to_full:.2f} s"
         f" (agent start while VPP loads: {first_full:.2f} s); agent start to every row"
         f" served {start_to_served:.2f} s; agentx-lb dump {dump_wall:.2f} s wall;"
         f" steady scrape {sorted(durations)} ms"
