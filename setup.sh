@@ -8,8 +8,8 @@
 #   ./setup.sh deb    build dist/agentx-lb_<version>_all.deb with Debian's tools, then lintian
 #   ./setup.sh check  install the test extra (pinned ruff, mypy), then scripts/check:
 #                     ruff lint, ruff format --check, mypy strict (CI runs it before the tests)
-# It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools and
-# prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
+# It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools, snmptrapd
+# (the notification tests' receiver) and prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 # `deb` installs the build tools instead (debhelper, dh-virtualenv, lintian) and needs no .venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,7 +25,7 @@ esac
 
 # The agent needs only net-snmp; the tests also check the MIB and the NMS tools.
 apt_packages=(snmpd snmp)
-case "$mode" in test|test-realvpp) apt_packages+=(smitools prometheus-snmp-exporter tmux) ;; esac
+case "$mode" in test|test-realvpp) apt_packages+=(smitools snmptrapd prometheus-snmp-exporter tmux) ;; esac
 # The package is built by Debian's tools with Debian's python3 (not $PYTHON).
 [ "$mode" = deb ] && apt_packages=(build-essential debhelper dh-virtualenv python3-venv lintian)
 # The check reads the source only: no net-snmp.

@@ -62,6 +62,9 @@ _FLAG_HELP: Mapping[str, str] = {
     "state_dir": "directory of the counter state file (default /var/lib/agentx-lb)",
     "log_level": "debug, info, warning or error (default info)",
     "metrics_listen": "serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9744 (default: off)",
+    "notifications": "send SNMP notifications through snmpd: true or false (default true)",
+    "notify_holddown_s": "seconds: at most one notification per VIP, backend and the VPP "
+    "connection per this long; a change held back is sent when it ends (default 10)",
 }
 
 
@@ -380,13 +383,16 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
     serving_settings()
 
     log.info(
-        "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g",
+        "starting version=%s vpp_api=%s vpp_stats=%s agentx=%s root=%s interval_s=%g "
+        "notifications=%s notify_holddown_s=%g",
         __version__,
         cfg.vpp_api_socket,
         cfg.vpp_stats_socket,
         cfg.agentx_socket,
         ".".join(map(str, cfg.oid_root)),
         cfg.interval_s,
+        "on" if cfg.notifications else "off",
+        cfg.notify_holddown_s,
     )
     source = VppSource(
         cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
@@ -400,6 +406,7 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
         max_age_s=cfg.max_stale_intervals * cfg.interval_s,
         pin_idle_s=cfg.interval_s,
         event_clock=events,
+        notifications=cfg.notifications,
     )
     pipeline = Pipeline(
         source,
@@ -410,6 +417,8 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
         state_path=cfg.state_path,
         event_clock=events,
         reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
+        notify=agent.notify if cfg.notifications else None,
+        notify_holddown_s=cfg.notify_holddown_s,
     )
     if metrics is not None:
         # One attribute read per /metrics request: the pipeline replaces it whole.

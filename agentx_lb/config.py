@@ -33,6 +33,9 @@ MAX_INTERVAL_S = 3600.0
 MAX_TIMEOUT_S = 60.0
 MAX_STALE_INTERVALS = 100_000
 MAX_RETENTION_S = 7 * 24 * 3600.0
+MAX_HOLDDOWN_S = 3600.0
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 # SNMP allows 128 sub-ids per OID; the longest OID we serve is the backend
 # table's IPv6 cell: root + (1, 3, 1, column, vip, type, 16, 16 address bytes).
 _LONGEST_SUFFIX = 7 + 16
@@ -63,6 +66,10 @@ class Config:
     log_level: str = "info"
     # None: no /metrics endpoint (the default). "HOST:PORT", "[V6]:PORT" or ":PORT".
     metrics_listen: str | None = None
+    # SNMP notifications (AgentX Notify to snmpd, which forwards them to its sinks).
+    notifications: bool = True
+    # Per VIP, backend and the VPP connection: at most one notification per this long.
+    notify_holddown_s: float = 10.0
 
     @property
     def state_path(self) -> str:
@@ -86,6 +93,8 @@ FLAGS: Mapping[str, str] = {
     "state_dir": "--state-dir",
     "log_level": "--log-level",
     "metrics_listen": "--metrics-listen",
+    "notifications": "--notifications",
+    "notify_holddown_s": "--notify-holddown",
 }
 
 
@@ -330,6 +339,26 @@ def _listen(value: Any, _from_text: bool) -> str | None:
     return text
 
 
+def _boolean(value: Any, from_text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if from_text and isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise _Invalid(f"must be true or false, got {value!r}")
+    raise _Invalid(f"must be true or false, got {_shown(value)}")
+
+
+def _holddown(value: Any, from_text: bool) -> float:
+    seconds = _number(value, from_text)
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_HOLDDOWN_S:
+        raise _Invalid(f"must be >= 0 and <= {MAX_HOLDDOWN_S:g} seconds, got {seconds:g}")
+    return seconds
+
+
 _CHECKS: Mapping[str, Callable[[Any, bool], Any]] = {
     "vpp_stats_socket": _socket_path,
     "vpp_api_socket": _socket_path,
@@ -343,4 +372,6 @@ _CHECKS: Mapping[str, Callable[[Any, bool], Any]] = {
     "state_dir": _directory,
     "log_level": _log_level,
     "metrics_listen": _listen,
+    "notifications": _boolean,
+    "notify_holddown_s": _holddown,
 }

@@ -19,9 +19,7 @@ MIB_FILE = "IPNG-VPP-LB-MIB.txt"
 # Exact text of the shipped module that render_mib() rewrites. If someone edits
 # these lines in the MIB, render_mib() fails loudly rather than emit a wrong module.
 _DEFAULT_PARENT = "    ::= { netSnmpPlaypen 8298 }\n"
-_SMI_IMPORT = (
-    "    MODULE-IDENTITY, OBJECT-TYPE, Counter64, Gauge32, Unsigned32\n        FROM SNMPv2-SMI\n"
-)
+_SMI_IMPORT = "    Gauge32, Unsigned32\n        FROM SNMPv2-SMI\n"
 _NET_SNMP_IMPORT = "        FROM INET-ADDRESS-MIB\n    netSnmpPlaypen\n        FROM NET-SNMP-MIB;\n"
 
 _NET_SNMP_PLAYPEN: Oid = (1, 3, 6, 1, 4, 1, 8072, 9999, 9999)

@@ -34,6 +34,7 @@ class SnmpType(enum.IntEnum):
     INTEGER = 2
     OCTET_STRING = 4
     GAUGE32 = 66  # also Unsigned32 and the textual conventions built on it
+    OBJECT_IDENTIFIER = 6  # snmpTrapOID.0 in a notification
     TIMETICKS = 67  # TimeStamp
     COUNTER64 = 70
 
@@ -116,6 +117,39 @@ class BackendColumn(_Column):
     FLOWS = 6, "vppLbBackendFlows", _G
     NAME = 7, "vppLbBackendName", _S
 
+
+class NotificationType(enum.IntEnum):
+    """vppLbNotifications: NOTIFICATION-TYPEs at root + NOTIFICATIONS + (sub_id,).
+
+    `objects` are the varbinds after snmpTrapOID.0, in the MIB's OBJECTS order.
+    """
+
+    mib_name: str
+    objects: tuple[_Column, ...]
+
+    def __new__(cls, sub_id: int, mib_name: str, objects: tuple[_Column, ...]) -> NotificationType:
+        member = int.__new__(cls, sub_id)
+        member._value_ = sub_id
+        member.mib_name = mib_name
+        member.objects = objects
+        return member
+
+    VIP_OPER_STATUS_CHANGE = (
+        1,
+        "vppLbVipOperStatusChange",
+        (VipColumn.NAME, VipColumn.OPER_STATUS, VipColumn.ACTIVE_BACKEND_COUNT),
+    )
+    BACKEND_STATE_CHANGE = 2, "vppLbBackendStateChange", (BackendColumn.NAME, BackendColumn.STATE)
+    VPP_CONNECTION_CHANGE = (
+        3,
+        "vppLbAgentVppConnectionChange",
+        (AgentScalar.VPP_CONNECTED, AgentScalar.LAST_ERROR),
+    )
+
+
+# SNMPv2-MIB: the varbinds every SNMPv2 notification starts with.
+SYS_UPTIME_0: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SNMP_TRAP_OID_0: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 
 # Enumerations the MIB defines (values served as INTEGER).
 TRUTH_TRUE, TRUTH_FALSE = 1, 2  # SNMPv2-TC TruthValue

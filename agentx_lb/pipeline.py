@@ -12,6 +12,12 @@ The counter state is written by `agentx_lb.state.write_due` and by `close()`.
 `Pipeline.run()` ticks on a monotonic deadline: the first tick at once, missed
 slots skipped, never a burst. Any other exception is a bug: logged with its
 traceback and re-raised, so the process exits and systemd restarts it.
+
+With `notify`, each published scrape also goes to `agentx_lb.notify.Notifier`
+(the table shape computed here anyway, no extra VPP call); the notifications it
+calls for are encoded and handed to `notify` (the agent's queue to its
+session). Between ticks `run()` wakes when a hold-down ends, so a change held
+back is sent then, not at the next tick.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from agentx_lb.clock import EventClock
@@ -27,7 +33,9 @@ from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
 from agentx_lb.model import Health, LbSettings, RawScrape, Snapshot, VipRow
+from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
 from agentx_lb.oids import Oid
+from agentx_lb.table import CellError
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +107,13 @@ class Pipeline:
         load_state: Callable[[str], Any] | None = None,
         save_state: Callable[..., None] | None = None,
         write_due: Callable[[Any, float, Any, float], bool] | None = None,
+        notify: Callable[[Sequence[bytes]], None] | None = None,
+        notify_holddown_s: float = DEFAULT_HOLDDOWN_S,
     ) -> None:
         self._source = source
+        self._notify = notify
+        self._notifier = Notifier(notify_holddown_s) if notify is not None else None
+        self.notifications = 0  # handed to `notify` since start (tests, benchmarks)
         self._publish = publish
         self._root = root
         self._interval_s = interval_s
@@ -137,7 +150,7 @@ class Pipeline:
         self._vpp_version = ""
         self._last_good: float | None = None
         self._withdrawn = False
-        self._table_shape: tuple[object, ...] = ()
+        self._table_shape: tuple[ShapeRow, ...] = ()
         self._last_change_cs = 0  # event time (EventClock); 0: no change yet
         self._total_failures = 0
         self._last_error = ""
@@ -257,6 +270,8 @@ class Pipeline:
         if shape != self._table_shape:
             self._table_shape = shape
             self._last_change_cs = self._events.at_cs(now)
+        else:
+            shape = self._table_shape  # the same object: the notifier's compare is free
         since = self._start if self._last_good is None else self._last_good
         health = Health(
             vpp_connected=self._failures.count == 0 and self._last_good is not None,
@@ -278,9 +293,51 @@ class Pipeline:
         self._publish(table)
         self._table = table
         self.snapshot = snapshot
+        if self._notifier is not None:
+            self._send(
+                self._notifier.observe(
+                    self._rows,
+                    shape,
+                    connected=health.vpp_connected,
+                    last_error=self._last_error,
+                    now=self._clock(),
+                )
+            )
         freeze_survivors(self.ticks)
         release_free_heap()
         return snapshot
+
+    def _send(self, notes: list[Notification]) -> None:
+        if not notes:
+            return
+        assert self._notify is not None
+        out = []
+        for note in notes:
+            try:
+                out.append(encode(note, self._root))
+            except CellError as exc:  # a value that does not fit: not sent, said once
+                self._problems.log("notification not sent", f"{note.type.mib_name}: {exc}")
+                continue
+            log.info("notification %s", note.describe())
+        self.notifications += len(out)
+        self._notify(out)
+
+    def notify_due(self) -> None:
+        """Send the changes whose hold-down has ended (the scrape thread, between ticks)."""
+        if self._notifier is not None:
+            self._send(self._notifier.due(self._clock()))
+
+    def _wait(self, stop: Waiter, deadline: float) -> None:
+        """Until `deadline`, waking for each hold-down that ends before it."""
+        while True:
+            now = self._clock()
+            due = self._notifier.next_due() if self._notifier is not None else None
+            if due is None or due >= deadline:
+                stop.wait(deadline - now)
+                return
+            if stop.wait(max(0.0, due - now)):
+                return
+            self.notify_due()
 
     def run(self, stop: Waiter) -> None:
         """Tick every `interval_s` until `stop` is set; re-raise anything but SourceError."""
@@ -295,7 +352,7 @@ class Pipeline:
                     missed = int((now - deadline) // self._interval_s) + 1
                     log.debug("scrape overran slots_skipped=%d", missed)
                     deadline += missed * self._interval_s
-                stop.wait(deadline - now)
+                self._wait(stop, deadline)
         except Exception:
             log.exception("scrape thread crashed")
             raise
@@ -318,7 +375,7 @@ def run_in_thread(
     return thread
 
 
-def _table_shape(rows: tuple[VipRow, ...]) -> tuple[object, ...]:
+def _table_shape(rows: tuple[VipRow, ...]) -> tuple[ShapeRow, ...]:
     """What vppLbAgentVipTableLastChange tracks: the rows of both tables and each
     backend's state and weight; not flows or buckets, which move all the time."""
     return tuple(

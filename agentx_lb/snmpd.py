@@ -1,8 +1,9 @@
-"""A private net-snmp snmpd (AgentX master on loopback) and the client tools.
+"""A private net-snmp snmpd (AgentX master on loopback), the client tools, and a
+private snmptrapd to receive what snmpd forwards.
 
 Used by the integration tests, the benchmarks and the no-VPP demo. It never
-touches a system snmpd: the config, AgentX socket, log and pid live in
-`workdir`, and it listens on 127.0.0.1 only.
+touches a system snmpd or snmptrapd: the config, AgentX socket, logs and pids
+live in `workdir`, and both listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 SNMPD = "/usr/sbin/snmpd"
+SNMPTRAPD = "/usr/sbin/snmptrapd"
 COMMON = ("-v2c", "-c", "public", "-t", "2", "-r", "1")
 
 
@@ -33,7 +35,11 @@ def free_udp_port() -> int:
 class PrivateSnmpd:
     """`snmpd -f` with a generated config in `workdir`; start/stop/restart/kill."""
 
-    def __init__(self, workdir: str, *, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: str, *, port: int | None = None, trap2sink: str | None = None
+    ) -> None:
+        """`trap2sink`: "127.0.0.1:PORT" to forward every notification to as an
+        SNMPv2c trap (community public), e.g. a `PrivateSnmptrapd`."""
         if not os.path.exists(SNMPD):
             raise SnmpError(
                 f"{SNMPD} not found: install Debian's snmpd package (apt-get install snmpd)"
@@ -53,6 +59,8 @@ class PrivateSnmpd:
                 "rocommunity public 127.0.0.1\n"
                 f"agentaddress udp:127.0.0.1:{self._port}\n"
             )
+            if trap2sink:
+                f.write(f"trap2sink {trap2sink} public\n")
 
     @property
     def port(self) -> int:
@@ -201,3 +209,100 @@ class PrivateSnmpd:
         return self._run(
             "snmptable", ["-Cf", ",", "-Cb", self.address, name_or_oid], mibdirs=mibdirs
         )
+
+
+class PrivateSnmptrapd:
+    """`snmptrapd -f` on 127.0.0.1:<port>: every notification it receives is one
+    line of its log (`lines()`), in `fmt` (snmptrapd's -F; default: the
+    varbinds, tab separated, numeric OIDs unless `mibdirs`/`mibs` are given).
+    """
+
+    FORMAT = "NOTIFICATION %v\n"
+
+    def __init__(
+        self,
+        workdir: str,
+        *,
+        port: int | None = None,
+        mibdirs: str | None = None,
+        mibs: str | None = None,
+        fmt: str | None = FORMAT,
+    ) -> None:
+        if not os.path.exists(SNMPTRAPD):
+            raise SnmpError(
+                f"{SNMPTRAPD} not found: install Debian's snmptrapd package "
+                "(apt-get install snmptrapd)"
+            )
+        self.workdir = workdir
+        self.port = port or free_udp_port()
+        self.conf = os.path.join(workdir, "snmptrapd.conf")
+        self.logfile = os.path.join(workdir, "snmptrapd.log")
+        self.mibdirs = mibdirs
+        self.mibs = mibs
+        self.fmt = fmt
+        self._proc: subprocess.Popen[bytes] | None = None
+        with open(self.conf, "w", encoding="ascii") as f:
+            # Log every notification, whatever its community (loopback only).
+            f.write("disableAuthorization yes\ndoNotRetainNotificationLogs yes\n")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start it and wait until its log says it listens."""
+        if self.running:
+            return
+        cmd = [SNMPTRAPD, "-f", "-Lf", self.logfile, "-C", "-c", self.conf,
+               "-p", os.path.join(self.workdir, "snmptrapd.pid")]  # fmt: skip
+        if self.mibdirs is None:
+            cmd += ["-M", "/dev/null", "-On"]
+        else:
+            cmd += ["-M", self.mibdirs, "-m", self.mibs or "ALL"]
+        if self.fmt is not None:
+            cmd += ["-F", self.fmt]
+        cmd.append(f"udp:{self.address}")
+        env = dict(os.environ)
+        env["SNMP_PERSISTENT_DIR"] = self.workdir  # not /var/lib/snmp
+        env["SNMPCONFPATH"] = self.workdir
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise SnmpError(f"snmptrapd exited rc={self._proc.returncode}: {self.text()}")
+            if "NET-SNMP version" in self.text():  # "started" line: bound and listening
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise SnmpError(f"snmptrapd did not come up within {timeout_s}s: {self.text()}")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._proc = None
+
+    def text(self) -> str:
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def lines(self, prefix: str = "NOTIFICATION ") -> list[str]:
+        """The log lines of received notifications (with the default format)."""
+        return [line for line in self.text().splitlines() if line.startswith(prefix)]

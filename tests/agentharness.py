@@ -275,14 +275,19 @@ class Served:
 
 # ---------------------------------------------------------------- fake AgentX master
 
-_RESPONSE, _OPEN, _REGISTER, CLOSE_PDU = 18, 1, 3, 2
+_RESPONSE, _OPEN, _REGISTER, CLOSE_PDU, NOTIFY_PDU = 18, 1, 3, 2, 12
 
 
 class FakeMaster:
-    """Accepts one subagent at a time, answers Open/Register, records every PDU type."""
+    """Accepts one subagent at a time, answers Open/Register, records every PDU type.
 
-    def __init__(self, path: str) -> None:
+    `notify_error`: answer each Notify with a Response carrying this error
+    (0: none); None: leave Notifies unanswered.
+    """
+
+    def __init__(self, path: str, *, notify_error: int | None = 0) -> None:
         self.path = path
+        self.notify_error = notify_error
         self.pdus: list[tuple[int, bytes]] = []  # (type, payload)
         self.sessions = 0
         self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -308,9 +313,9 @@ class FakeMaster:
             buf += chunk
         return buf
 
-    def _respond(self, conn: socket.socket, pdu: bytes) -> None:
+    def _respond(self, conn: socket.socket, pdu: bytes, error: int = 0) -> None:
         _, _, _, _, _, tid, pid, _ = struct.unpack_from("!BBBBIIII", pdu)
-        body = struct.pack("!IHH", 0, 0, 0)
+        body = struct.pack("!IHH", 0, error, 0)
         conn.sendall(
             struct.pack("!BBBBIIII", 1, _RESPONSE, 0x10, 0, 42, tid, pid, len(body)) + body
         )
@@ -336,12 +341,22 @@ class FakeMaster:
                     if pdu is None:
                         break
                     self.pdus.append((pdu[1], pdu[20:]))
-                    if pdu[1] in (_OPEN, _REGISTER):
-                        self._respond(conn, pdu)
+                    try:
+                        if pdu[1] in (_OPEN, _REGISTER):
+                            self._respond(conn, pdu)
+                        elif pdu[1] == NOTIFY_PDU and self.notify_error is not None:
+                            self._respond(conn, pdu, self.notify_error)
+                    except OSError:
+                        pass  # the subagent already went (its Close may still be buffered)
 
     @property
     def registered(self) -> bool:
         return any(t == _REGISTER for t, _ in self.pdus)
+
+    @property
+    def notifies(self) -> list[bytes]:
+        """The payload (VarBindList) of every Notify PDU received."""
+        return [payload for t, payload in self.pdus if t == NOTIFY_PDU]
 
     @property
     def closes(self) -> list[int]:
@@ -352,6 +367,10 @@ class FakeMaster:
         self._stop.set()
         self._thread.join(5)
         self._srv.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 @pytest.fixture

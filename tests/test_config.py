@@ -134,6 +134,10 @@ def check_error(exc: pytest.ExceptionInfo[ConfigError], *words: str) -> None:
         ('state_dir = "/etc/hostname"\n', ["state_dir", "not a directory"]),
         ("interval_s = \n", ["TOML syntax error", "line 1"]),
         ("[vpp]\nstats = 1\n", ["unknown key", "'vpp'"]),
+        ('notifications = "false"\n', ["notifications", "true or false"]),
+        ("notifications = 0\n", ["notifications", "true or false"]),
+        ("notify_holddown_s = -1\n", ["notify_holddown_s", ">= 0"]),
+        ("notify_holddown_s = 7200\n", ["notify_holddown_s", "3600"]),
     ],
 )
 def test_bad_file_values(toml: Path, content: str, words: list[str]) -> None:
@@ -200,3 +204,18 @@ def test_flag_overrides_bad_env_value_is_still_an_error() -> None:
     with pytest.raises(ConfigError) as exc:
         load(flags={"interval_s": "5"}, environ={"AGENTX_LB_INTERVAL_S": "0"})
     check_error(exc, "env AGENTX_LB_INTERVAL_S")
+
+
+def test_notification_settings(toml: Path) -> None:
+    assert (Config().notifications, Config().notify_holddown_s) == (True, 10.0)
+    toml.write_text("notifications = false\nnotify_holddown_s = 0\n")
+    cfg = load(path=str(toml))
+    assert (cfg.notifications, cfg.notify_holddown_s) == (False, 0.0)
+    for text, want in [("false", False), ("no", False), ("0", False), ("off", False),
+                       ("true", True), ("Yes", True), ("1", True), (" on ", True)]:  # fmt: skip
+        assert load(environ={"AGENTX_LB_NOTIFICATIONS": text}).notifications is want
+        assert load(flags={"notifications": text}).notifications is want
+    assert load(environ={"AGENTX_LB_NOTIFY_HOLDDOWN_S": "2.5"}).notify_holddown_s == 2.5
+    with pytest.raises(ConfigError) as exc:
+        load(flags={"notifications": "maybe"})
+    check_error(exc, "flag --notifications", "true or false")

@@ -237,3 +237,53 @@ def test_parser_sees_a_drifted_sub_id() -> None:
     )
     drifted = parse_mib(text)
     assert drifted.objects[VipColumn.NEXT_PACKETS.mib_name].sub_id == 41
+
+
+# ---------------------------------------------------------------- notifications
+
+
+def parse_notifications(text: str) -> dict[str, tuple[list[str], str, int]]:
+    """Every NOTIFICATION-TYPE: name -> (OBJECTS, parent, sub-id)."""
+    found = {}
+    for m in re.finditer(
+        r"^(\w+)\s+NOTIFICATION-TYPE\b(.*?)::=\s*\{\s*(\w+)\s+(\d+)\s*\}",
+        _strip(text),
+        re.S | re.M,
+    ):
+        name, clauses, parent, sub = m.groups()
+        objects = re.search(r"OBJECTS\s*\{([^}]*)\}", clauses)
+        assert objects is not None, name
+        found[name] = (objects.group(1).replace(",", " ").split(), parent, int(sub))
+    return found
+
+
+def test_notifications_match_oids() -> None:
+    text = MIB_PATH.read_text(encoding="utf-8")
+    found = parse_notifications(text)
+    assert found == {
+        n.mib_name: ([o.mib_name for o in n.objects], "vppLbNotifications", int(n))
+        for n in oids.NotificationType
+    }
+    # The names the issue fixes, so tools and tests can rely on them.
+    assert set(found) == {
+        "vppLbVipOperStatusChange",
+        "vppLbBackendStateChange",
+        "vppLbAgentVppConnectionChange",
+    }
+
+
+def test_notification_objects_are_readable(mib: Mib) -> None:
+    for n in oids.NotificationType:
+        for obj in n.objects:
+            assert mib.objects[obj.mib_name].access in ("read-only", "accessible-for-notify")
+
+
+def test_every_notification_is_in_the_notification_group() -> None:
+    body = _strip(MIB_PATH.read_text(encoding="utf-8"))
+    m = re.search(
+        r"vppLbNotificationGroup\s+NOTIFICATION-GROUP\s+NOTIFICATIONS\s*\{([^}]*)\}", body
+    )
+    assert m is not None
+    assert set(m.group(1).replace(",", " ").split()) == {n.mib_name for n in oids.NotificationType}
+    compliance = re.search(r"vppLbCompliance\s+MODULE-COMPLIANCE(.*?)::=", body, re.S)
+    assert compliance is not None and "vppLbNotificationGroup" in compliance.group(1)

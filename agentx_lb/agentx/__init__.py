@@ -1,8 +1,10 @@
 """The AgentX protocol side: our subagent session to snmpd (the only pyagentx3 importer).
 
-    codec.py      the wire: pyagentx3's PDU codec wrapped (Open/Register/Ping/Close,
+    codec.py      the wire: pyagentx3's PDU codec wrapped (Open/Register/Ping/Notify/Close,
                   Response fields incl. res.sysUpTime), request parsing, answers
-    session.py    connect, Open, Register, serve, Ping, reconnect with backoff, Close
+    session.py    connect, Open, Register, serve, Ping, reconnect with backoff, Close;
+                  sends queued notifications (Notify) and matches their Responses
+    outbox.py     the bounded queue of notifications from the scrape thread to the session
     responder.py  pure: table + request PDU + now -> response bytes; the age rule,
                   TimeStamps on snmpd's clock, the GetNext fast path
     pins.py       walk pins: one class, a dataclass per pin, their age policy

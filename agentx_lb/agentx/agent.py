@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from agentx_lb.agentx.outbox import OUTBOX_MAX, Outbox
 from agentx_lb.agentx.responder import Responder
 from agentx_lb.agentx.session import PING_S, SPIN_S, Session
 from agentx_lb.clock import EventClock
@@ -37,8 +38,12 @@ class LbAgent:
         pin_idle_s: float = PIN_IDLE_S,
         clock: Callable[[], float] = time.monotonic,
         event_clock: EventClock | None = None,
+        notifications: bool = False,
+        outbox_max: int = OUTBOX_MAX,
     ) -> None:
         self.root: Oid = tuple(root)
+        # With notifications: the queue between `notify()` (scrape thread) and the session.
+        self.outbox = Outbox(outbox_max) if notifications else None
         self._clock = clock
         self.responder = Responder(
             self.root,
@@ -58,6 +63,7 @@ class LbAgent:
             spin_s=spin_s,
             ping_s=ping_s,
             clock=clock,
+            outbox=self.outbox,
         )
 
     @property
@@ -81,10 +87,22 @@ class LbAgent:
         """Serve `table` from the next PDU on (thread-safe)."""
         self.responder.publish(table, self._clock())
 
+    def notify(self, varbinds: Iterable[bytes]) -> None:
+        """Queue notifications (encoded VarBindLists) for the session to send
+        (thread-safe; dropped when notifications are off)."""
+        if self.outbox is not None:
+            self.outbox.put(varbinds)
+
+    @property
+    def notifications_sent(self) -> int:
+        """Notify PDUs snmpd answered without error."""
+        return self.session.notifications_sent
+
     def handle(self, pdu: bytes) -> bytes | None:
         """The response to one request PDU, answered now."""
         return self.responder.answer(pdu, self._clock())
 
     def run(self, stop: threading.Event) -> None:
         """Connect, register, answer requests and reconnect until `stop` is set."""
+        # The outbox's eventfd stays open: the scrape thread may still put().
         self.session.run(stop)

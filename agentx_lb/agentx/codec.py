@@ -6,6 +6,28 @@ what its `encode()` hard-codes (Open timeout, Register timeout and priority)
 and to skip the hexdump it runs on every PDU. Requests are read with the
 byte-level helpers below (no per-PDU objects on the walk path); OIDs go
 through the one OID codec in `agentx_lb.oids`.
+
+Notify (RFC 2741 6.2.10). pyagentx3 has the PDU type, and its `encode()`
+writes a Notify as a header plus its varbinds, but what it does around that
+does not hold up, so `Pdu` encodes the Notify body itself:
+
+* the varbinds go through pyagentx3's `encode_value`, which parses string
+  OIDs (a leading dot or an arc above 255 after 1.3.6.1 raises), encodes
+  strings as latin-1 and, for a type it does not know, logs and writes the
+  varbind without a value (the stream is then corrupt); we pass the
+  VarBindList pre-encoded by `agentx_lb.notify.encode` (our OID codec, UTF-8);
+* its `Network.new_pdu` never sets a packetID (every Notify has 0), so
+  snmpd's Response to a Notify cannot be told from another; our `Connection`
+  numbers every PDU it sends and the session matches the Response to its
+  Notify (and logs an error in it, e.g. processingError when snmpTrapOID.0 is
+  not the first varbind after an optional sysUpTime.0);
+* its loop answers any PDU it does not handle, that Response included, with
+  another Response; ours takes a Response as one and answers nothing;
+* header flags: only NETWORK_BYTE_ORDER, never NON_DEFAULT_CONTEXT (no
+  context octet string): the Notify is in the default context, which is
+  what we want (snmpd then sends the trap without a context); the
+  instance-registration, new-index and any-index flags must be 0 on a
+  Notify and are.
 """
 
 from __future__ import annotations
@@ -49,6 +71,7 @@ UNDOSET: int = pyagentx3.AGENTX_UNDOSET_PDU
 OPEN: int = pyagentx3.AGENTX_OPEN_PDU
 REGISTER: int = pyagentx3.AGENTX_REGISTER_PDU
 CLOSE: int = pyagentx3.AGENTX_CLOSE_PDU
+NOTIFY: int = pyagentx3.AGENTX_NOTIFY_PDU
 PING: int = pyagentx3.AGENTX_PING_PDU
 RESPONSE: int = pyagentx3.AGENTX_RESPONSE_PDU
 ERROR_NAMES: dict[int, str] = pyagentx3.ERROR_NAMES
@@ -80,8 +103,9 @@ class ProtocolError(Exception):
 
 
 class Pdu(PDU):  # type: ignore[misc]  # pyagentx3 ships no types: PDU is Any
-    """A PDU this agent sends: Open, Register, Ping or Close (pyagentx3's PDU,
-    with the timeouts, priority and close reason it hard-codes made ours)."""
+    """A PDU this agent sends: Open, Register, Ping, Notify or Close (pyagentx3's
+    PDU, with the timeouts, priority and close reason it hard-codes made ours,
+    and a Notify's VarBindList passed pre-encoded in `varbinds`)."""
 
     def __init__(
         self, pdu_type: int, agent_id: str, *, timeout_s: int = 0, packet_id: int = 0
@@ -92,6 +116,7 @@ class Pdu(PDU):  # type: ignore[misc]  # pyagentx3 ships no types: PDU is Any
         self.priority = 127
         self.subtree: Oid = ()
         self.reason = CLOSE_SHUTDOWN
+        self.varbinds = b""
 
     def encode(self) -> bytes:
         if self.type == OPEN:
@@ -104,6 +129,10 @@ class Pdu(PDU):  # type: ignore[misc]  # pyagentx3 ships no types: PDU is Any
             body = struct.pack("BBBB", self.reason, 0, 0, 0)
         elif self.type == PING:
             body = b""
+        elif self.type == NOTIFY:
+            if not self.varbinds:
+                raise ValueError("a notify needs its varbinds (snmpTrapOID.0 first)")
+            body = self.varbinds
         else:
             raise ValueError(f"pdu type {self.type} is not sent by this agent")
         header: bytes = self.encode_header(self.type, len(body))

@@ -17,6 +17,14 @@
 * Stop: a watcher thread waiting on the stop event shuts the read side of the
   live socket down, which ends the blocking read at once; a registered
   session ends with a Close PDU. Idle, the loop wakes once per Ping interval.
+* Notifications (with an `Outbox`): sent as Notify PDUs by this loop only,
+  after a request is answered or when the outbox wakes the idle wait (then
+  the blocking read is a poll() on the socket and the outbox's eventfd; a
+  walk's GetNexts, which arrive within the spin, never pay for it). snmpd's
+  Response to a Notify arrives in the same stream as the requests and is
+  matched by packetID. Notifications queue while no session is registered;
+  those unanswered when a session is lost go back to the front of the queue
+  (sent again after the next registration: at least once, not at most once).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from agentx_lb.agentx.codec import (
     payload_length,
     response,
 )
+from agentx_lb.agentx.outbox import Outbox
 from agentx_lb.oids import Oid, format_oid
 
 __all__ = ["Connection", "Session"]
@@ -55,6 +64,7 @@ BACKOFF_CAP_S = 1.0
 SEND_TIMEOUT_S = 2  # kernel SO_SNDTIMEO while serving: a wedged master cannot hang us
 SPIN_S = 50e-6
 PING_S = 5.0
+NOTIFY_WINDOW = 64  # Notify PDUs sent and not yet answered, at most
 
 
 class Connection:
@@ -67,6 +77,8 @@ class Connection:
         self.session_id = 0
         self._recv_buf = bytearray()  # fresh per connection
         self._packet_id = 0
+        self._idle_ms = -1  # the serving read's idle timeout (poll)
+        self._poller: select.poll | None = None
 
     def connect(self) -> None:
         """One attempt; raises OSError."""
@@ -112,14 +124,16 @@ class Connection:
         sec = int(idle_s)
         usec = int((idle_s - sec) * 1e6)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, usec))
+        self._idle_ms = max(1, int(idle_s * 1000)) if idle_s > 0 else -1
 
     # Earlier name, kept for callers that only want blocking reads.
     def to_blocking(self) -> None:
         self.to_serving(0.0)
 
-    def recv_blocking(self, spin_ns: int = 0) -> bytes:
+    def recv_blocking(self, spin_ns: int = 0, wake_fd: int = -1) -> bytes:
         """The next complete PDU; raises ConnectionError on EOF (or read shutdown),
-        BlockingIOError when the read was idle for the serving timeout.
+        BlockingIOError when the read was idle for the serving timeout or
+        `wake_fd` (an eventfd, drained here) became readable first.
 
         `spin_ns`: poll this long for a PDU already on its way before blocking.
         """
@@ -129,7 +143,7 @@ class Connection:
             # Usual case: one read is exactly one PDU; hand it on without copies.
             data = self._recv_soon(spin_ns) if spin_ns else None
             if data is None:
-                data = sock.recv(65536)
+                data = sock.recv(65536) if wake_fd < 0 else self._recv_or_wake(wake_fd)
             if not data:
                 raise ConnectionError("closed by master")
             if len(data) >= HDR_LEN and payload_length(data) + HDR_LEN == len(data):
@@ -143,6 +157,26 @@ class Connection:
             if not data:
                 raise ConnectionError("closed by master")
             self._recv_buf += data
+
+    def _recv_or_wake(self, wake_fd: int) -> bytes:
+        """One read once the socket is readable; BlockingIOError when idle or woken."""
+        sock = self.socket
+        assert sock is not None
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
+            self._poller.register(wake_fd, select.POLLIN)
+        events = self._poller.poll(self._idle_ms)
+        sock_fd = sock.fileno()
+        for fd, _ev in events:
+            if fd == wake_fd:
+                try:
+                    os.eventfd_read(wake_fd)
+                except OSError:
+                    pass
+        if any(fd == sock_fd for fd, _ev in events):
+            return sock.recv(65536, socket.MSG_DONTWAIT)  # EOF (b"") included
+        raise BlockingIOError("idle or woken")
 
     def _recv_soon(self, spin_ns: int) -> bytes | None:
         """What one read returns if data arrives within `spin_ns`, else None."""
@@ -211,8 +245,12 @@ class Session:
         spin_s: float = SPIN_S,
         ping_s: float = PING_S,
         clock: Callable[[], float] = time.monotonic,
+        outbox: Outbox | None = None,
     ) -> None:
         self.socket_path = socket_path
+        self.outbox = outbox
+        self.notifications_sent = 0  # Notify PDUs answered without error (tests, health)
+        self.notification_errors = 0  # answered with an error
         self.root: Oid = tuple(root)
         self.answer = answer
         self.on_uptime = on_uptime
@@ -325,17 +363,44 @@ class Session:
 
     def _serve(self, conn: Connection, stop: threading.Event) -> None:
         """Answer requests until stop (returns) or the connection fails (raises)."""
-        errors = 0
         conn.to_serving(self.ping_s)
         with self._live_lock:
             self._live = conn
+        outbox = self.outbox
+        inflight: dict[int, bytes] = {}  # Notify packetID -> its varbinds
+        if outbox is not None:
+            dropped = outbox.unreported_drops()
+            if dropped:
+                log.warning("notifications dropped count=%d (queue full while not registered)",
+                            dropped)  # fmt: skip
+        try:
+            self._serve_loop(conn, stop, inflight)
+        finally:
+            if inflight and outbox is not None:
+                # Unanswered: snmpd may not have forwarded them. Sent again after
+                # the next registration (a duplicate beats a lost notification).
+                outbox.requeue(list(inflight.values()))
+                log.info(
+                    "notifications unanswered count=%d (%s)", len(inflight),
+                    "stopping" if stop.is_set() else "requeued, session lost",
+                )  # fmt: skip
+
+    def _serve_loop(
+        self, conn: Connection, stop: threading.Event, inflight: dict[int, bytes]
+    ) -> None:
         recv, send, answer, clock = conn.recv_blocking, conn.send_bytes, self.answer, self.clock
         spin_ns = self.spin_ns
         next_ping = clock() + self.ping_s
         ping_id = 0  # the Ping awaiting its Response (0: none)
+        outbox = self.outbox
+        queue = outbox.queue if outbox is not None else None
+        wake_fd = outbox.wake_fd if outbox is not None else -1
+        errors = 0
+        if queue:
+            self._send_notifications(conn, inflight)
         while not stop.is_set():  # checked before the first read: stop may predate _live
             try:
-                pdu = recv(spin_ns)
+                pdu = recv(spin_ns, wake_fd)
             except BlockingIOError:
                 pdu = None  # idle for a ping interval
             except OSError:
@@ -350,6 +415,10 @@ class Session:
                     if res.packet_id == ping_id:
                         ping_id = 0
                         self.on_uptime(res.sys_uptime_cs)
+                    elif res.packet_id in inflight:
+                        self._notify_answered(inflight.pop(res.packet_id), res.error)
+                    if queue:
+                        self._send_notifications(conn, inflight)
                     continue
                 if ptype == codec.CLOSE:
                     raise ProtocolError("closed by master (close pdu)")
@@ -362,6 +431,8 @@ class Session:
                     out = response(pdu, codec.GEN_ERR, 0, b"")
                 if out is not None:
                     send(out)
+            if queue:
+                self._send_notifications(conn, inflight)
             if now >= next_ping:
                 if ping_id:
                     raise ProtocolError(f"master did not answer a ping in {self.ping_s:g} s")
@@ -369,3 +440,24 @@ class Session:
                 conn.send_pdu(ping)
                 ping_id = ping.packet_id
                 next_ping = now + self.ping_s
+
+    def _send_notifications(self, conn: Connection, inflight: dict[int, bytes]) -> None:
+        """Send queued notifications, up to NOTIFY_WINDOW unanswered."""
+        outbox = self.outbox
+        assert outbox is not None
+        while len(inflight) < NOTIFY_WINDOW:
+            varbinds = outbox.take()
+            if varbinds is None:
+                return
+            pdu = conn.new_pdu(codec.NOTIFY)
+            pdu.varbinds = varbinds
+            inflight[pdu.packet_id] = varbinds  # before sending: requeued if the send fails
+            conn.send_pdu(pdu)
+
+    def _notify_answered(self, varbinds: bytes, error: int) -> None:
+        if not error:
+            self.notifications_sent += 1
+            return
+        self.notification_errors += 1
+        # Not sent again: snmpd refused this one, and would refuse it again.
+        log.warning("notification refused by master err=%s", codec.ERROR_NAMES.get(error, error))
