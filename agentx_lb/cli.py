@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import functools
 import logging
 import os
 import signal
@@ -363,12 +362,8 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
     With `metrics_listen`, /metrics is served from a daemon thread out of the
     snapshot the pipeline publishes; a bind failure is one line on `err`, exit 2.
     """
-    from agentx_lb.agentx import LbAgent
-    from agentx_lb.clock import EventClock
     from agentx_lb.memory import one_malloc_arena
-    from agentx_lb.pipeline import Pipeline
-    from agentx_lb.reduce import reduce
-    from agentx_lb.vpp.source import VppSource
+    from agentx_lb.wiring import wire
 
     metrics = None
     if cfg.metrics_listen:
@@ -394,37 +389,13 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
         "on" if cfg.notifications else "off",
         cfg.notify_holddown_s,
     )
-    source = VppSource(
-        cfg.vpp_stats_socket, cfg.vpp_api_socket, cfg.vpp_api_dir, timeout_s=cfg.vpp_timeout_s
-    )
-    # One event clock for both: the pipeline stamps events, the agent converts
-    # them to snmpd's sysUpTime. No row older than the staleness limit is served.
-    events = EventClock()
-    agent = LbAgent(
-        cfg.agentx_socket,
-        cfg.oid_root,
-        max_age_s=cfg.max_stale_intervals * cfg.interval_s,
-        pin_idle_s=cfg.interval_s,
-        event_clock=events,
-        notifications=cfg.notifications,
-    )
-    pipeline = Pipeline(
-        source,
-        agent.publish,
-        root=cfg.oid_root,
-        interval_s=cfg.interval_s,
-        max_stale_intervals=cfg.max_stale_intervals,
-        state_path=cfg.state_path,
-        event_clock=events,
-        reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
-        notify=agent.notify if cfg.notifications else None,
-        notify_holddown_s=cfg.notify_holddown_s,
-    )
+    wired = wire(cfg)
+    pipeline = wired.pipeline
     if metrics is not None:
         # One attribute read per /metrics request: the pipeline replaces it whole.
         metrics.start(lambda: pipeline.snapshot)
     try:
-        return serve(agent, pipeline, source, stop)
+        return serve(wired.agent, pipeline, wired.source, stop)
     finally:
         if metrics is not None:
             metrics.close()

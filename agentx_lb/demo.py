@@ -11,13 +11,12 @@ removes every process, socket and file it made.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -61,7 +60,7 @@ def has_base_mibs(dirs: list[str]) -> bool:
     return any(os.path.exists(os.path.join(d, "SNMPv2-SMI.txt")) for d in dirs)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Commands:
     """What the user can run in another terminal while the demo runs."""
 
@@ -130,14 +129,10 @@ def run_demo(
     cfg: Config, stop: threading.Event, out: TextIO, *, duration_s: float | None = None
 ) -> int:
     """Run the demo until `stop` is set (signal) or `duration_s` passed; 0 if clean."""
-    from agentx_lb.agentx import LbAgent
-    from agentx_lb.clock import EventClock
     from agentx_lb.emulator import EmulatedVpp
     from agentx_lb.mib import render_mib
-    from agentx_lb.pipeline import Pipeline
-    from agentx_lb.reduce import reduce
     from agentx_lb.snmpd import PrivateSnmpd
-    from agentx_lb.vpp.source import VppSource
+    from agentx_lb.wiring import wire
 
     interval_s = DEMO_INTERVAL_S if cfg.interval_s == Config().interval_s else cfg.interval_s
     workdir = tempfile.mkdtemp(prefix="axlb-demo-", dir="/tmp")
@@ -170,27 +165,19 @@ def run_demo(
         with open(os.path.join(mib_dir, f"{MIB_MODULE}.txt"), "w", encoding="ascii") as f:
             f.write(render_mib(cfg.oid_root))
 
-        source = VppSource(
-            vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=cfg.vpp_timeout_s
+        # The same wiring as `agentx-lb run`, pointed at the demo's own parts.
+        wired = wire(
+            dataclasses.replace(
+                cfg,
+                vpp_stats_socket=vpp.stats_socket,
+                vpp_api_socket=vpp.api_socket,
+                vpp_api_dir=vpp.api_dir,
+                agentx_socket=snmpd.agentx_socket,
+                interval_s=interval_s,
+                state_dir=workdir,
+            )
         )
-        events = EventClock()
-        agent = LbAgent(
-            snmpd.agentx_socket,
-            cfg.oid_root,
-            max_age_s=cfg.max_stale_intervals * interval_s,
-            pin_idle_s=interval_s,
-            event_clock=events,
-        )
-        pipeline = Pipeline(
-            source,
-            agent.publish,
-            root=cfg.oid_root,
-            interval_s=interval_s,
-            max_stale_intervals=cfg.max_stale_intervals,
-            state_path=os.path.join(workdir, "counters.json"),
-            event_clock=events,
-            reduce=functools.partial(reduce, retain_absent_cs=int(cfg.vip_retention_s * 100)),
-        )
+        source, agent, pipeline = wired.source, wired.agent, wired.pipeline
 
         bases = base_mib_dirs()
         cmds = commands(snmpd.address, cfg.oid_root, mib_dir, bases)
