@@ -123,16 +123,7 @@ class PrivateSnmpd:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `timeout_s`."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate(self._proc, timeout_s)
         self._proc = None
 
     def kill(self) -> None:
@@ -284,16 +275,8 @@ class PrivateSnmptrapd:
         raise SnmpError(f"snmptrapd did not come up within {timeout_s}s: {self.text()}")
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """SIGTERM, then SIGKILL after `timeout_s`."""
+        _terminate(self._proc, timeout_s)
         self._proc = None
 
     def text(self) -> str:
@@ -306,3 +289,15 @@ class PrivateSnmptrapd:
     def lines(self, prefix: str = "NOTIFICATION ") -> list[str]:
         """The log lines of received notifications (with the default format)."""
         return [line for line in self.text().splitlines() if line.startswith(prefix)]
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """SIGTERM `proc` if it runs, then SIGKILL after `timeout_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
