@@ -20,9 +20,13 @@ import ctypes
 import ctypes.util
 import gc
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 __all__ = [
+    "PROCESS_MEMORY",
     "UNFREEZE_EVERY_TICKS",
+    "MemoryPolicy",
+    "NoMemoryPolicy",
     "freeze_survivors",
     "gc_paused",
     "one_malloc_arena",
@@ -104,3 +108,30 @@ def release_free_heap() -> bool:
         return False
     _TRIM(0)
     return True
+
+
+class MemoryPolicy:
+    """The habits above, as the pipeline applies them around each tick."""
+
+    def paused(self) -> AbstractContextManager[None]:
+        """Around a tick: no automatic cyclic GC pass (`gc_paused`)."""
+        return gc_paused()
+
+    def after_publish(self, tick: int) -> None:
+        """After a publish: freeze the survivors, give free heap back to the OS."""
+        freeze_survivors(tick)
+        release_free_heap()
+
+
+class NoMemoryPolicy(MemoryPolicy):
+    """Leaves the GC and the heap alone: for unit tests, which must not freeze
+    the test process's collector."""
+
+    def paused(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def after_publish(self, tick: int) -> None:
+        pass
+
+
+PROCESS_MEMORY = MemoryPolicy()

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from agentx_lb import pipeline
+from agentx_lb import memory
 from agentx_lb.clock import EventClock
 from agentx_lb.errors import CliParseError, SourceDataError, SourceUnavailableError
+from agentx_lb.memory import MemoryPolicy, NoMemoryPolicy
 from agentx_lb.model import (
     Backend,
     Encap,
@@ -88,7 +89,7 @@ def fake_reduce(r: RawScrape, state: Any, now_cs: int) -> tuple[tuple[VipRow, ..
     return rows, {"scrapes": count}
 
 
-def fake_build(snapshot: Snapshot, root: Oid) -> tuple[str, Snapshot, Oid]:
+def fake_build(snapshot: Snapshot, root: Oid, previous: Any = None) -> tuple[str, Snapshot, Oid]:
     return ("table", snapshot, root)
 
 
@@ -101,6 +102,7 @@ class Harness:
 
     def pipeline(self, **kw: Any) -> Pipeline:
         kw.setdefault("interval_s", 5.0)
+        kw.setdefault("memory", NoMemoryPolicy())  # leave the test process's GC alone
         return Pipeline(
             self.source,
             self.published.append,
@@ -293,6 +295,7 @@ def test_state_not_saved_when_unchanged() -> None:
         load_state=lambda path: None,
         save_state=lambda path, s, **_: h.saved.append((path, s)),
         write_due=lambda saved, _at, new, _now: new != saved,
+        memory=NoMemoryPolicy(),
     )
     p.tick()
     p.tick()
@@ -320,6 +323,7 @@ def test_state_save_failure_is_logged_and_retried(caplog: pytest.LogCaptureFixtu
         load_state=lambda path: None,
         save_state=save,
         write_due=lambda saved, _at, new, _now: new != saved,
+        memory=NoMemoryPolicy(),
     )
     p.tick()
     p.tick()  # state unchanged but not yet saved: tried again
@@ -392,6 +396,7 @@ def test_run_reraises_bugs_and_thread_sets_crashed() -> None:
         clock=h.clock,
         build_table=fake_build,
         reduce=broken_reduce,
+        memory=NoMemoryPolicy(),
     )
     with pytest.raises(KeyError):
         p.run(FakeStop(h.clock, waits=5))
@@ -418,6 +423,7 @@ def test_run_stops_when_event_set() -> None:
         clock=h.clock,
         build_table=fake_build,
         reduce=fake_reduce,
+        memory=NoMemoryPolicy(),
     )
     stop, crashed = threading.Event(), threading.Event()
     thread = run_in_thread(p, stop, crashed)
@@ -431,14 +437,16 @@ def test_run_stops_when_event_set() -> None:
 
 def test_each_publish_releases_free_heap(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(pipeline, "release_free_heap", lambda: calls.append(1) or True)
-    p = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")]).pipeline()
+    monkeypatch.setattr(memory, "release_free_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(memory, "freeze_survivors", lambda tick: None)  # the test process's GC
+    h = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")])
+    p = h.pipeline(memory=MemoryPolicy())
     p.tick()
     p.tick()
     assert calls == [1, 1]  # after a good scrape and after a failed one
 
 
-def test_tick_pauses_automatic_gc_and_restores_it() -> None:
+def test_tick_pauses_automatic_gc_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[bool] = []
 
     class GcWatchingSource(FakeSource):
@@ -448,7 +456,8 @@ def test_tick_pauses_automatic_gc_and_restores_it() -> None:
 
     h = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")])
     h.source = GcWatchingSource(h.clock, h.source.script)
-    p = h.pipeline()
+    monkeypatch.setattr(memory, "freeze_survivors", lambda tick: None)  # the test process's GC
+    p = h.pipeline(memory=MemoryPolicy())
     assert gc.isenabled()
     p.tick()  # success path
     p.tick()  # failure path

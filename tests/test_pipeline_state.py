@@ -14,6 +14,7 @@ import pytest
 
 from agentx_lb.cli import serve
 from agentx_lb.clock import EventClock
+from agentx_lb.memory import NoMemoryPolicy
 from agentx_lb.model import Backend, Encap, RawScrape, Vip
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
@@ -76,6 +77,7 @@ class Source:
 def pipeline(
     clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
 ) -> Pipeline:
+    kw.setdefault("memory", NoMemoryPolicy())  # leave the test process's GC alone
     return Pipeline(
         source,
         lambda table: None,
@@ -198,7 +200,7 @@ def test_a_typeerror_in_the_scrape_exits_nonzero_with_a_traceback(
 ) -> None:
     source = BuggySource()
     agent = IdleAgent()
-    p = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=1.0)
+    p = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=1.0, memory=NoMemoryPolicy())
     stop = threading.Event()
     caplog.set_level(logging.INFO)
     status = serve(agent, p, source, stop)
