@@ -35,10 +35,9 @@ from agentx_lb.clock import EventClock
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import PROCESS_MEMORY, MemoryPolicy
-from agentx_lb.model import Health, LbSettings, RawScrape, Snapshot, VipRow
+from agentx_lb.model import CounterState, Health, LbSettings, RawScrape, Snapshot, VipRow
 from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
 from agentx_lb.oids import Oid
-from agentx_lb.reduce import CounterState
 from agentx_lb.table import CellError, Table
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ import pytest
 from agentx_lb.cli import serve
 from agentx_lb.clock import EventClock
 from agentx_lb.memory import NoMemoryPolicy
-from agentx_lb.model import Backend, Encap, RawScrape, Vip
+from agentx_lb.model import Backend, CounterState, Encap, RawScrape, Vip
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
-from agentx_lb.reduce import CounterState, reduce
+from agentx_lb.reduce import reduce
 from agentx_lb.state import DRIFT_WRITE_S, load_state, save_state, write_due
 
 

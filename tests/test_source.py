@@ -11,8 +11,8 @@ from vpp_papi.vpp_serializer import String
 
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.errors import SourceDataError, SourceUnavailableError
-from agentx_lb.model import Encap, LbSettings, VipCounters
-from agentx_lb.reduce import LB_COUNTER_NAMES, reduce, sum_counters
+from agentx_lb.model import LB_COUNTER_NAMES, Encap, LbSettings, VipCounters
+from agentx_lb.reduce import reduce, sum_counters
 from agentx_lb.vpp.papi import _OneCopyString, _ThreadQueue
 from agentx_lb.vpp.source import VppSource
 

@@ -33,7 +33,7 @@ from typing import Any
 from vpp_papi.vpp_stats import StatsLock, VPPStats, recv_fd
 
 from agentx_lb.errors import SourceDataError
-from agentx_lb.reduce import CombinedRow
+from agentx_lb.model import CombinedRow
 
 __all__ = ["BulkStats", "StatsChangingError", "StatsLockedError"]
 
