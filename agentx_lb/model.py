@@ -14,8 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from agentx_lb.errors import CliParseError
-
 PROTOCOL_ANY = 255  # VIP without port: every IP protocol
 PORT_ANY = 0
 
@@ -108,11 +106,28 @@ class VipCounters:
 
 
 @dataclass(frozen=True, slots=True)
+class ParseProblem:
+    """A line of VPP CLI output the lenient parser did not understand."""
+
+    line_no: int
+    line: str
+    reason: str
+
+    @property
+    def problem(self) -> str:
+        """The problem without the line number: one key per distinct problem."""
+        return f"{self.reason}: {self.line.strip()!r}"
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}: {self.line!r}"
+
+
+@dataclass(frozen=True, slots=True)
 class RawScrape:
     """Everything one scrape read from VPP, as plain Python values."""
 
     vips: tuple[Vip, ...]  # parsed VIPs, `removed` ones included (reduce drops them)
-    problems: tuple[CliParseError, ...]  # CLI lines skipped by the lenient parser
+    problems: tuple[ParseProblem, ...]  # CLI lines skipped by the lenient parser
     # The four LB simple counters as read: name -> per-thread rows (a row may be
     # short right after a VIP is added). A name is absent before the first VIP.
     lb_counters: Mapping[str, Sequence[Sequence[int]]]

@@ -15,12 +15,13 @@ import pytest
 
 from agentx_lb import memory
 from agentx_lb.clock import EventClock
-from agentx_lb.errors import CliParseError, SourceDataError, SourceUnavailableError
+from agentx_lb.errors import SourceDataError, SourceUnavailableError
 from agentx_lb.memory import MemoryPolicy, NoMemoryPolicy
 from agentx_lb.model import (
     Backend,
     Encap,
     LbSettings,
+    ParseProblem,
     RawScrape,
     Snapshot,
     Vip,
@@ -51,7 +52,7 @@ def vip(index: int, port: int = 80) -> Vip:
     )
 
 
-def raw(*vips: Vip, problems: tuple[CliParseError, ...] = (), version: str = "25.10") -> RawScrape:
+def raw(*vips: Vip, problems: tuple[ParseProblem, ...] = (), version: str = "25.10") -> RawScrape:
     return RawScrape(
         vips=vips,
         problems=problems,
@@ -250,8 +251,8 @@ def test_last_change_follows_backend_rows_and_state_not_flows() -> None:
 
 
 def test_parser_problems_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    bad = CliParseError(3, "  weird line", "unknown line")
-    other = CliParseError(9, "other", "unknown line")
+    bad = ParseProblem(3, "  weird line", "unknown line")
+    other = ParseProblem(9, "other", "unknown line")
     h = harness([raw(vip(1), problems=(bad,)), raw(vip(1), problems=(bad, other))])
     p = h.pipeline()
     caplog.set_level(logging.WARNING, logger="agentx_lb.pipeline")
