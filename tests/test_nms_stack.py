@@ -38,6 +38,7 @@ from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.snmpd import PrivateSnmpd
 from agentx_lb.vpp.source import VppSource
+from fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -188,14 +189,6 @@ BACKENDS: dict[tuple[int, str], dict[str, object]] = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START_S
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def build_scenario(vpp: EmulatedVpp) -> None:
     """Configure and count traffic so that the tables above are what VPP shows."""
     a = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
@@ -253,7 +246,7 @@ def running_stack() -> Iterator[Stack]:
 
         source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=1.0)
         cleanup.callback(source.close)
-        clock = FakeClock()
+        clock = FakeClock(START_S)
         # One fake monotonic clock for both: table age and durations are exact.
         # The pipeline's events are stamped on a 1970 event clock (t=0 at the
         # epoch), so they predate snmpd and every TimeStamp reads 0; real

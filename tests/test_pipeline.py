@@ -30,14 +30,7 @@ from agentx_lb.model import (
 )
 from agentx_lb.oids import DEFAULT_ROOT, Oid
 from agentx_lb.pipeline import Pipeline, run_in_thread
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from fakes import FakeClock
 
 
 def vip(index: int, port: int = 80) -> Vip:

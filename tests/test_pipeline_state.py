@@ -20,14 +20,7 @@ from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.reduce import reduce
 from agentx_lb.state import DRIFT_WRITE_S, load_state, save_state, write_due
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from fakes import FakeClock
 
 
 def live(tick: int, instance: str = "i1", n: int = 3) -> RawScrape:
@@ -75,7 +68,7 @@ class Source:
 
 
 def pipeline(
-    clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
+    clock: FakeClock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
 ) -> Pipeline:
     kw.setdefault("memory", NoMemoryPolicy())  # leave the test process's GC alone
     return Pipeline(
@@ -93,7 +86,7 @@ def pipeline(
 
 
 def test_live_traffic_writes_once_in_20_s_and_once_at_stop() -> None:
-    clock, saved = Clock(), []
+    clock, saved = FakeClock(), []
     p = pipeline(clock, Source(), saved)
     for _ in range(20):  # 20 s of live traffic at a 1 s interval
         p.tick()
@@ -107,7 +100,7 @@ def test_live_traffic_writes_once_in_20_s_and_once_at_stop() -> None:
 
 
 def test_an_event_is_written_at_once_drift_once_a_minute() -> None:
-    clock, saved = Clock(), []
+    clock, saved = FakeClock(), []
     source = Source()
     p = pipeline(clock, source, saved)
     p.tick()
