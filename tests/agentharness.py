@@ -26,17 +26,41 @@ from typing import TypeVar
 
 import pytest
 
-from agentx_lb.oids import DEFAULT_ROOT, format_oid
+from agentx_lb.oids import (
+    AGENT,
+    DEFAULT_ROOT,
+    AgentScalar,
+    VipColumn,
+    format_oid,
+)
+from agentx_lb.oids import VIP_ENTRY as _VIP_ENTRY
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 
 ROOT = format_oid(DEFAULT_ROOT)
-SCALARS = f"{ROOT}.1.1"
-VIP_ENTRY = f"{ROOT}.1.2.1"
-CONNECTED, VERSION, VIP_COUNT, LAST_CHANGE, TABLE_AGE = 1, 2, 3, 4, 5
-SCRAPE_FAILURES, CONSECUTIVE_FAILURES, LAST_ERROR = 7, 8, 9
-TRUTH_TRUE, TRUTH_FALSE = 1, 2
-# VIP columns used by the fault tests (oids.VipColumn sub-ids).
-COL_NAME, COL_ADDRESS, COL_NEXT, COL_FIRST, COL_UNTRACKED, COL_DISC = 2, 4, 14, 15, 16, 20
+SCALARS = format_oid(DEFAULT_ROOT + AGENT)
+VIP_ENTRY = format_oid(DEFAULT_ROOT + _VIP_ENTRY)
+# Sub-ids as plain ints (they go into OID text): the scalars and VIP columns
+# the process tests read.
+CONNECTED, VERSION, VIP_COUNT, LAST_CHANGE, TABLE_AGE = (
+    int(AgentScalar.VPP_CONNECTED),
+    int(AgentScalar.VPP_VERSION),
+    int(AgentScalar.VIP_COUNT),
+    int(AgentScalar.VIP_TABLE_LAST_CHANGE),
+    int(AgentScalar.TABLE_AGE),
+)
+SCRAPE_FAILURES, CONSECUTIVE_FAILURES, LAST_ERROR = (
+    int(AgentScalar.SCRAPE_FAILURES),
+    int(AgentScalar.CONSECUTIVE_FAILURES),
+    int(AgentScalar.LAST_ERROR),
+)
+COL_NAME, COL_ADDRESS, COL_NEXT, COL_FIRST, COL_UNTRACKED, COL_DISC = (
+    int(VipColumn.NAME),
+    int(VipColumn.ADDRESS),
+    int(VipColumn.NEXT_PACKETS),
+    int(VipColumn.FIRST_PACKETS),
+    int(VipColumn.UNTRACKED_PACKETS),
+    int(VipColumn.DISCONTINUITY_TIME),
+)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LINE = re.compile(r"^\.([\d.]+) = (?:([\w-]+): )?(.*)$")

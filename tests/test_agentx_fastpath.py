@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
 
 from agentx_lb.agentx import MAX_PINS, Connection, LbAgent
-from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
+from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, VipColumn, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
 from fakes import FakeClock
 from snmpfixtures import make_snapshot
@@ -87,7 +87,7 @@ def test_past_the_last_cell_and_end_bounds() -> None:
     assert out == reference(table, getnext(wire_oid(table, last)))
     assert out[28:30] == struct.pack("!H", 130)  # endOfMibView
     # An end bound inside the table: the cell at the bound is not served.
-    i = table.locate(table.root_key + struct.pack("!IIII", *VIP_ENTRY, 2), True) + 3
+    i = table.locate(table.root_key + struct.pack("!IIII", *VIP_ENTRY, VipColumn.NAME), True) + 3
     bound = table.oid(i + 1)
     agent.handle(getnext(wire_oid(table, i - 1), bound))
     pdu = getnext(wire_oid(table, i), bound)

@@ -12,7 +12,7 @@ from pyagentx3.pdu import PDU
 
 from agentx_lb import table as table_mod
 from agentx_lb.model import Backend, Snapshot, VipCounters
-from agentx_lb.oids import BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, parse_oid
+from agentx_lb.oids import AGENT, BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, AgentScalar, parse_oid
 from agentx_lb.table import build_table, is_known_object, pack_oid
 from snmpfixtures import FIXTURE_INDICES, make_snapshot
 
@@ -231,8 +231,8 @@ def test_display_string_limits() -> None:
     snap = make_snapshot()
     h = dataclasses.replace(snap.health, vpp_version="x" * 256, last_error="é" * 300)
     t = build_table(dataclasses.replace(snap, health=h), ROOT)
-    assert t.get(ROOT + (1, 1, 2, 0)) is None  # too long: dropped
-    _, typ, val = decode(t.get(ROOT + (1, 1, 9, 0)))
+    assert t.get(ROOT + AGENT + (AgentScalar.VPP_VERSION, 0)) is None  # too long: dropped
+    _, typ, val = decode(t.get(ROOT + AGENT + (AgentScalar.LAST_ERROR, 0)))
     assert typ == 4 and len(val) == 255  # the error text is cut, not dropped
 
 
