@@ -34,6 +34,7 @@ import pytest
 from agentx_lb.agentx import LbAgent
 from agentx_lb.clock import EventClock
 from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.memory import NoMemoryPolicy
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.snmpd import PrivateSnmpd
@@ -259,6 +260,7 @@ def running_stack() -> Iterator[Stack]:
             interval_s=INTERVAL_S,
             clock=clock,
             event_clock=EventClock(clock, wall=lambda: 0.0),
+            memory=NoMemoryPolicy(),  # leave pytest's GC alone
         )
         vpp.api_socket_down()
         pipeline.tick()  # fails: VPP's API is not there yet

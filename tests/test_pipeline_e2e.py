@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.memory import MemoryPolicy, NoMemoryPolicy
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.table import Table
@@ -19,7 +20,11 @@ from fakes import FakeClock
 
 
 def make(
-    vpp: EmulatedVpp, state_path: str, published: list[Any], clock: FakeClock
+    vpp: EmulatedVpp,
+    state_path: str,
+    published: list[Any],
+    clock: FakeClock,
+    memory: MemoryPolicy | None = None,
 ) -> tuple[Pipeline, VppSource]:
     source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=0.5)
     pipeline = Pipeline(
@@ -30,6 +35,7 @@ def make(
         max_stale_intervals=2,
         state_path=state_path,
         clock=clock,
+        memory=memory or NoMemoryPolicy(),  # only the GC test freezes pytest's collector
     )
     return pipeline, source
 
@@ -108,7 +114,9 @@ def test_incremental_tables_equal_fresh_builds_and_survivors_are_frozen(
     vpp.add_backend(a, "10.0.0.1")
     vpp.add_backend(a, "10.0.0.2")
     published: list[Any] = []
-    pipeline, source = make(vpp, os.path.join(short_tmpdir, "c.json"), published, FakeClock(50.0))
+    pipeline, source = make(
+        vpp, os.path.join(short_tmpdir, "c.json"), published, FakeClock(50.0), MemoryPolicy()
+    )
     try:
         gc.unfreeze()
         for step in range(4):
