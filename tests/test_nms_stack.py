@@ -60,7 +60,7 @@ SCALARS: dict[str, object] = {
     "vppLbAgentConsecutiveFailures": 0,
     "vppLbConfIp4SrcAddress": "10.0.0.1",
     "vppLbConfIp6SrcAddress": "2001:db8:ff::1",
-    "vppLbConfStickyBucketsPerCore": 1024,  # 'usage: N / 1027' is 1024 + 3 (vpp-facts)
+    "vppLbConfStickyBucketsPerCore": 1024,  # 'usage: N / 1027' is 1024 + 3
     "vppLbConfFlowTimeout": 40,
 }
 

@@ -1,6 +1,6 @@
 """Parse the lb plugin's CLI text: `show lb vips verbose` and `show lb`.
 
-Pure: standard library only. Every VPP style is understood (vpp-facts §2.6):
+Pure: standard library only. Every VPP style is understood (docs/vpp.md, "CLI formats"):
 
 * 20.09-22.10: `` ip4-gre4 [1] 192.0.2.1/32``, backends ``A 512 buckets   54 flows  dpo:18 used``;
 * 23.02-26.06: the header may carry `` src_ip_sticky``;

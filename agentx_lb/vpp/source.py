@@ -2,7 +2,7 @@
 
 With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi.
 Everything it returns is a `RawScrape` of plain ints, strings and tuples;
-everything it raises is a `SourceError` (`raise ... from exc`), per vpp-facts §1-§5:
+everything it raises is a `SourceError` (`raise ... from exc`), per docs/vpp.md:
 
 * API (`VPPApiClient`, one per VppSource): `cli_inband("show lb vips verbose")`
   for the VIPs (the only source of the pool index), `cli_inband("show lb")` for
