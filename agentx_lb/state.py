@@ -9,7 +9,7 @@ When to write (`write_due`): on an event that changes offsets or identities
 (VPP restarted, a VIP re-created, an index reused: `CounterState.revision`
 moved), at most once per `DRIFT_WRITE_S` when only the raw baselines moved,
 and at a clean stop (`clean=True`, the only write that says so). Never per
-tick: at 10,000 VIPs a write is ~2 MB of JSON and two fsyncs.
+tick: a write of a large VIP table is megabytes of JSON and two fsyncs.
 """
 
 from __future__ import annotations
