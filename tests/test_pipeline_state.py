@@ -1,4 +1,6 @@
-"""Issue 15: when the counter state is written, and what an unclean stop costs.
+"""When the counter state is written, and what an unclean stop costs.
+
+docs/architecture.md, "The counter state file".
 
 The real reduce and write policy, a scripted source with live traffic (every
 counter moving, flows changing), a fake clock and a recording save function.
