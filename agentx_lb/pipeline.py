@@ -38,7 +38,8 @@ from agentx_lb.memory import PROCESS_MEMORY, MemoryPolicy
 from agentx_lb.model import CounterState, Health, LbSettings, RawScrape, Snapshot, VipRow
 from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
 from agentx_lb.oids import Oid
-from agentx_lb.table import CellError, Table
+from agentx_lb.table import Table
+from agentx_lb.values import CellError
 
 log = logging.getLogger(__name__)
 
