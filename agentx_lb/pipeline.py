@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from agentx_lb import reduce as reducing
@@ -37,8 +37,8 @@ from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import PROCESS_MEMORY, MemoryPolicy
 from agentx_lb.model import CounterState, Health, LbSettings, RawScrape, Snapshot, VipRow
 from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
-from agentx_lb.oids import Oid
-from agentx_lb.table import Table
+from agentx_lb.oids import Oid, format_oid
+from agentx_lb.table import CellDrop, Table
 from agentx_lb.values import CellError
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class Pipeline:
         self._failures = FailureStreak(log, "scrape")
         self._save_failures = FailureStreak(log, "state save")
         self._problems = OnceLogger(log)
+        self._drops = OnceLogger(log)  # keyed by column and problem
         self._state: CounterState | None = None
         self._saved_state: CounterState | None = None
         if state_path is not None:
@@ -268,6 +269,7 @@ class Pipeline:
         )
         snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health, taken_at=since)
         table = self._build_table(snapshot, self._root, self._table)
+        log_drops(self._drops, table.drops)
         self._table = None  # let the old table go as soon as the agent drops it
         self._publish(table)
         self._table = table
@@ -351,6 +353,20 @@ def run_in_thread(
     thread = threading.Thread(target=target, name="scrape", daemon=True)
     thread.start()
     return thread
+
+
+def log_drops(once: OnceLogger, drops: Iterable[CellDrop]) -> None:
+    """Each cell a table build dropped: WARNING once per column and problem, DEBUG after."""
+    for d in drops:
+        if once.first(f"{d.column}\0{d.kind}"):
+            log.warning(
+                "cell dropped column=%s oid=.%s err=%s (logged once per column and problem)",
+                d.column,
+                format_oid(d.oid),
+                d.error,
+            )
+        else:
+            log.debug("cell dropped column=%s oid=.%s err=%s", d.column, format_oid(d.oid), d.error)
 
 
 def _table_shape(rows: tuple[VipRow, ...]) -> tuple[ShapeRow, ...]:

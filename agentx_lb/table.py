@@ -1,8 +1,8 @@
 """Snapshot -> immutable, sorted table of pre-encoded AgentX varbinds (pure).
 
 Every value is validated for its SNMP type here, so nothing can fail later in
-the protocol loop: a bad cell is dropped (logged once per column and problem)
-and the rest of the table is served.
+the protocol loop: a bad cell is dropped and the rest of the table is served.
+The drops come back as data (`Table.drops`); the pipeline logs them.
 
 Wire format (RFC 2741 5.1, 5.4), always network byte order:
   VarBind = type u16, reserved u16, OID, value
@@ -31,7 +31,6 @@ suffixes) and encodes integer columns in bulk (`array`, byteswapped).
 
 from __future__ import annotations
 
-import logging
 import socket
 import struct
 import sys
@@ -62,7 +61,6 @@ from agentx_lb.oids import (
     SnmpType,
     VipColumn,
     encode_oid,
-    format_oid,
     pack_oid,
 )
 from agentx_lb.values import (
@@ -81,15 +79,20 @@ from agentx_lb.values import (
     inet_bytes,
 )
 
-log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _U32 = struct.Struct("!I")
 _I32 = struct.Struct("!i")
 
-# (column, problem) pairs already logged at WARNING. Bounded: columns and
-# problem kinds are finite. Later occurrences are logged at DEBUG.
-_WARNED: set[tuple[str, str]] = set()
+
+@dataclass(frozen=True, slots=True)
+class CellDrop:
+    """A cell left out of a table: its column, OID (relative to the root) and why."""
+
+    column: str  # the MIB name
+    oid: Oid
+    kind: str  # the problem class (`CellError.kind`): one key per column and kind
+    error: str  # the whole message
 
 
 # ---------------------------------------------------------------- the table
@@ -199,6 +202,7 @@ class Table:
         "_starts",
         "age_index",
         "dropped",
+        "drops",
         "has_rows",
         "root",
         "root_key",
@@ -213,6 +217,7 @@ class Table:
         memo: object = None,
         *,
         taken_at: float = 0.0,
+        drops: tuple[CellDrop, ...] = (),
     ) -> None:
         self.root: Oid = tuple(root)
         self.root_key: bytes = pack_oid(self.root)
@@ -226,6 +231,9 @@ class Table:
         # cells rejected by validation in this build (reused columns included)
         self._dropped_outside = dropped
         self.dropped = dropped + sum(s.dropped for s in self._segs)
+        # the cells this build dropped (a reused column's were reported by the
+        # build that encoded it)
+        self.drops = drops
         self._memo = memo  # what the next build may reuse (see build_table)
         # When the scrape its rows come from started (monotonic seconds; with no
         # rows ever scraped, when the pipeline started): the age of the data.
@@ -244,7 +252,14 @@ class Table:
         return cls(root, taken_at=taken_at)
 
     def _derived(self, segments: Sequence[_Segment]) -> Table:
-        return Table(self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at)
+        return Table(
+            self.root,
+            segments,
+            self._dropped_outside,
+            self._memo,
+            taken_at=self.taken_at,
+            drops=self.drops,
+        )
 
     def restamped(self, stamp: Callable[[int], int]) -> Table:
         """This table with every TimeStamp cell set to `stamp(event)` (the event
@@ -437,6 +452,7 @@ class _Builder:
         self.root_wire = root_wire[4:]
         self.segments: list[_Segment] = []
         self.dropped = 0  # drops outside any segment (bad row indices)
+        self.drops: list[CellDrop] = []  # every cell this build dropped
 
     def heads(self, snmp_type: int, ckey: bytes, rows: _Rows) -> dict[int, bytes]:
         """`type, reserved, OID header, root sub-ids, column key` per suffix length."""
@@ -516,7 +532,7 @@ class _Builder:
         for r, raw in enumerate(raws):
             if type(raw) is not int or not 0 <= raw <= EVENT_MAX:
                 dropped += 1
-                _log_drop(name, ckey + rows.suffix(r), CellError("not an event time", repr(raw)))
+                self._note(name, ckey + rows.suffix(r), CellError("not an event time", repr(raw)))
                 continue
             events.append(raw)
             sel.append(r)
@@ -552,7 +568,7 @@ class _Builder:
                 value = encode(raw)
             except CellError as exc:
                 dropped += 1
-                _log_drop(name, ckey + rows.suffix(r), exc)
+                self._note(name, ckey + rows.suffix(r), exc)
                 continue
             parts.append(value)
             sel.append(r)
@@ -570,26 +586,17 @@ class _Builder:
             dropped,
         )
 
+    def _note(self, column: str, oid_key: bytes, exc: CellError) -> None:
+        rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
+        self.drops.append(CellDrop(column, rel, exc.kind, str(exc)))
+
     def drop(self, column: str, oid_key: bytes, exc: CellError) -> None:
         self.dropped += 1
-        _log_drop(column, oid_key, exc)
+        self._note(column, oid_key, exc)
 
     def finish(self, root: Oid, memo: object, taken_at: float) -> Table:
-        return Table(root, self.segments, self.dropped, memo, taken_at=taken_at)
-
-
-def _log_drop(column: str, oid_key: bytes, exc: CellError) -> None:
-    key = (column, exc.kind)
-    rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
-    if key in _WARNED:
-        log.debug("cell dropped column=%s oid=.%s err=%s", column, format_oid(rel), exc)
-    else:
-        _WARNED.add(key)
-        log.warning(
-            "cell dropped column=%s oid=.%s err=%s (logged once per column and problem)",
-            column,
-            format_oid(rel),
-            exc,
+        return Table(
+            root, self.segments, self.dropped, memo, taken_at=taken_at, drops=tuple(self.drops)
         )
 
 

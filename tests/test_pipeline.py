@@ -83,8 +83,14 @@ def fake_reduce(r: RawScrape, state: Any, now_cs: int) -> tuple[tuple[VipRow, ..
     return rows, {"scrapes": count}
 
 
-def fake_build(snapshot: Snapshot, root: Oid, previous: Any = None) -> tuple[str, Snapshot, Oid]:
-    return ("table", snapshot, root)
+class FakeTable(tuple[object, ...]):
+    """("table", snapshot, root), with no dropped cells."""
+
+    drops = ()
+
+
+def fake_build(snapshot: Snapshot, root: Oid, previous: Any = None) -> FakeTable:
+    return FakeTable(("table", snapshot, root))
 
 
 @dataclass
