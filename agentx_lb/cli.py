@@ -26,11 +26,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agentx_lb import __version__, config, logs
 from agentx_lb.config import Config
 from agentx_lb.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:  # imported when serving, not for --help or dump
+    from agentx_lb.agentx import LbAgent
+    from agentx_lb.pipeline import Pipeline
+    from agentx_lb.vpp.source import VppSource
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +412,7 @@ def serving_settings() -> None:
         sys.setswitchinterval(GIL_SWITCH_S)
 
 
-def serve(agent: Any, pipeline: Any, source: Any, stop: threading.Event) -> int:
+def serve(agent: LbAgent, pipeline: Pipeline, source: VppSource, stop: threading.Event) -> int:
     """Run the scrape thread and the agent loop; the exit status says how it ended.
 
     On stop the agent closes its session, the counter state is written once

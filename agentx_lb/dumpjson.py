@@ -77,7 +77,7 @@ def to_text(doc: dict[str, Any]) -> str:
     """`doc` as JSON with one VIP per line (greppable, and `jq` reads it).
 
     `json.dumps(indent=...)` runs CPython's pure-Python encoder (the C one
-    only does compact output): 0.7 s at 10,000 VIPs. Each line here is
+    only does compact output), slow for a large VIP table. Each line here is
     encoded in C.
     """
     lines = ["{"]

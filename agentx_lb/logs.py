@@ -81,17 +81,23 @@ class FailureStreak:
 
 
 class OnceLogger:
-    """Log each distinct problem string once (per process), at WARNING."""
+    """Log each distinct problem string once (per instance), at WARNING."""
 
     def __init__(self, log: logging.Logger, limit: int = 1000) -> None:
         self._log = log
         self._seen: set[str] = set()
         self._limit = limit  # bound memory if problems keep changing
 
-    def log(self, event: str, problem: str) -> bool:
-        """Log `event problem=...` unless this problem was logged before."""
+    def first(self, problem: str) -> bool:
+        """True the first time `problem` is seen (then remembered); False after."""
         if problem in self._seen or len(self._seen) >= self._limit:
             return False
         self._seen.add(problem)
+        return True
+
+    def log(self, event: str, problem: str) -> bool:
+        """Log `event problem=...` unless this problem was logged before."""
+        if not self.first(problem):
+            return False
         self._log.warning("%s problem=%s", event, problem)
         return True

@@ -4,8 +4,8 @@ At start (`cli.run`), `one_malloc_arena()`: every thread allocates from
 glibc's main arena. Then three habits, applied by `pipeline.py` around each tick:
 
 * no automatic cyclic GC pass during a tick (`gc_paused`): a tick allocates
-  ~10^5 objects at 10,000 VIPs and each automatic pass over them holds the
-  GIL for tens of ms while the AgentX loop waits;
+  an object or more per VIP and each automatic pass over them holds the GIL
+  while the AgentX loop waits;
 * after a publish, the survivors leave the collector's generations
   (`freeze_survivors`), so no later full collection walks the served table;
 * after a publish, free heap goes back to the OS (`release_free_heap`): a
@@ -20,9 +20,13 @@ import ctypes
 import ctypes.util
 import gc
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 __all__ = [
+    "PROCESS_MEMORY",
     "UNFREEZE_EVERY_TICKS",
+    "MemoryPolicy",
+    "NoMemoryPolicy",
     "freeze_survivors",
     "gc_paused",
     "one_malloc_arena",
@@ -55,8 +59,8 @@ def freeze_survivors(tick: int) -> None:
 
     After a publish almost every live object is long-lived (the parser's
     memo, the rows, the table). Left in the oldest generation, each full
-    collection walks all of them with the GIL held: ~100 ms at 10,000 VIPs.
-    Frozen objects are still freed by reference counting.
+    collection walks all of them with the GIL held (bench/bench_scrape.py
+    measures it). Frozen objects are still freed by reference counting.
     """
     if tick % UNFREEZE_EVERY_TICKS == 0:
         # The backstop: unfreezing alone collects nothing (automatic full
@@ -88,7 +92,7 @@ def one_malloc_arena() -> bool:
 
     glibc gives a thread an arena of its own whenever the main one is locked,
     e.g. while `malloc_trim` runs with the GIL released; each arena keeps its
-    own free holes (-6 MB RSS at 10,000 VIPs without them). Python threads
+    own free holes, which all count in RSS. Python threads
     allocate with the GIL held, so one arena costs no contention.
     """
     if _MALLOPT is None:
@@ -98,9 +102,36 @@ def one_malloc_arena() -> bool:
 
 def release_free_heap() -> bool:
     """Return glibc's free heap pages to the OS; False where there is no
-    `malloc_trim`. Costs ~0.5 ms at 10,000 VIPs, with the GIL released
-    (ctypes drops it for the call), so the protocol loop runs meanwhile."""
+    `malloc_trim`. Runs with the GIL released (ctypes drops it for the
+    call), so the protocol loop runs meanwhile."""
     if _TRIM is None:
         return False
     _TRIM(0)
     return True
+
+
+class MemoryPolicy:
+    """The habits above, as the pipeline applies them around each tick."""
+
+    def paused(self) -> AbstractContextManager[None]:
+        """Around a tick: no automatic cyclic GC pass (`gc_paused`)."""
+        return gc_paused()
+
+    def after_publish(self, tick: int) -> None:
+        """After a publish: freeze the survivors, give free heap back to the OS."""
+        freeze_survivors(tick)
+        release_free_heap()
+
+
+class NoMemoryPolicy(MemoryPolicy):
+    """Leaves the GC and the heap alone: for unit tests, which must not freeze
+    the test process's collector."""
+
+    def paused(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def after_publish(self, tick: int) -> None:
+        pass
+
+
+PROCESS_MEMORY = MemoryPolicy()

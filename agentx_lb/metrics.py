@@ -9,11 +9,10 @@ scrape's rows.
 * `HealthCollector` and `TableCollector` are prometheus_client collectors
   (`LbCollector` is both): the health scalars and LB settings, and the VIP
   and backend families.
-* `encode_table()` writes TableCollector's samples as text directly. Through
-  prometheus_client's `generate_latest()`, 10,000 VIPs x 8 backends (~350,000
-  samples) cost ~4.6 s of CPU per request on the 2-vCPU bench machine; the
-  direct encoder does the same in a fraction of that (bench/bench_metrics.py).
-  A test holds the two outputs equal.
+* `encode_table()` writes TableCollector's samples as text directly, at a
+  fraction of what prometheus_client's `generate_latest()` costs for a large
+  table (figures: bench/bench_metrics.py, bench/results). A test holds the two
+  outputs equal.
 * `MetricsApp` (WSGI) answers /metrics with the health, process, platform and
   GC families from a registry of our own, plus the table text (encoded once
   per snapshot); gzip at level 1 when the client accepts it.

@@ -1,16 +1,18 @@
 """Frozen value types passed between the layers: plain ints, strings and tuples.
 
 Nothing here does I/O. No vpp_papi or pyagentx3 object ever appears in these
-types; the adapters convert at their boundary.
+types; the adapters convert at their boundary. Besides the scrape's values:
+`CombinedRow` (one thread's combined-counter row as the stats reader decodes
+it, `LB_COUNTER_NAMES` naming the LB ones) and `CounterState` (reduce's
+memory between scrapes; `agentx_lb.state` keeps it in a file).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-
-from agentx_lb.errors import CliParseError
+from typing import overload
 
 PROTOCOL_ANY = 255  # VIP without port: every IP protocol
 PORT_ANY = 0
@@ -104,11 +106,28 @@ class VipCounters:
 
 
 @dataclass(frozen=True, slots=True)
+class ParseProblem:
+    """A line of VPP CLI output the lenient parser did not understand."""
+
+    line_no: int
+    line: str
+    reason: str
+
+    @property
+    def problem(self) -> str:
+        """The problem without the line number: one key per distinct problem."""
+        return f"{self.reason}: {self.line.strip()!r}"
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}: {self.line!r}"
+
+
+@dataclass(frozen=True, slots=True)
 class RawScrape:
     """Everything one scrape read from VPP, as plain Python values."""
 
     vips: tuple[Vip, ...]  # parsed VIPs, `removed` ones included (reduce drops them)
-    problems: tuple[CliParseError, ...]  # CLI lines skipped by the lenient parser
+    problems: tuple[ParseProblem, ...]  # CLI lines skipped by the lenient parser
     # The four LB simple counters as read: name -> per-thread rows (a row may be
     # short right after a VIP is added). A name is absent before the first VIP.
     lb_counters: Mapping[str, Sequence[Sequence[int]]]
@@ -157,3 +176,86 @@ class Snapshot:
     # When the scrape the rows come from started (monotonic seconds); the agent
     # stops serving the rows once they are older than the staleness limit.
     taken_at: float = 0.0
+
+
+# VPP's lb simple counters (lb.h `lb_foreach_vip_counter`), in VipCounters order.
+LB_COUNTER_NAMES: tuple[str, str, str, str] = (
+    "packet from existing sessions",
+    "first session packet",
+    "untracked packet",
+    "no server configured",
+)
+# The served counter columns, in VipCounters order: the four LB counters,
+# route packets, route octets.
+COUNTER_COLUMNS = 6
+
+
+class CombinedRow(Sequence[tuple[int, int]]):
+    """One thread's row of a combined counter, stored as two `array('Q')` columns.
+
+    A Sequence of `(packets, octets)` like vpp_papi's list of StatsTuple, but
+    decoded in bulk; `reduce` reads the `packets` / `octets` columns directly.
+    """
+
+    __slots__ = ("octets", "packets")
+
+    def __init__(self, packets: Sequence[int], octets: Sequence[int]) -> None:
+        if len(packets) != len(octets):
+            raise ValueError("packets and octets differ in length")
+        self.packets = packets
+        self.octets = octets
+
+    def __len__(self) -> int:
+        return len(self.packets)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(index, slice):
+            return list(zip(self.packets[index], self.octets[index], strict=True))
+        return (self.packets[index], self.octets[index])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.packets, self.octets, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CombinedRow):
+            return list(self.packets) == list(other.packets) and list(self.octets) == list(
+                other.octets
+            )
+        if isinstance(other, Sequence):
+            return list(self) == [tuple(pair) for pair in other]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable on purpose (mutable); typeshed wants a method
+
+    def __repr__(self) -> str:
+        return f"CombinedRow({list(self)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class RowState:
+    """What reduce remembers about one row between scrapes."""
+
+    identity: tuple[int, str, int, int]
+    offsets: tuple[int, ...]  # per column, added to VPP's raw value
+    last_raw: tuple[int | None, ...]  # per column; None: never known since the last reset
+    route_stats_index: int | None
+    discontinuity_cs: int
+    absent_since_cs: int | None = None  # None while VPP lists the VIP
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    """Offsets per row identity plus the VPP instance they belong to."""
+
+    vpp_instance: str
+    rows: tuple[RowState, ...] = ()
+    # Bumped by reduce on every change but last_raw's (not saved, not compared).
+    revision: int = field(default=0, compare=False)
+    # Loaded from a file not written at a clean stop (not compared).
+    unclean: bool = field(default=False, compare=False)

@@ -60,7 +60,7 @@ from agentx_lb.oids import (
     VipColumn,
     encode_oid,
 )
-from agentx_lb.table import DISPLAY_STRING_MAX, CellError, enc_display, enc_integer, enc_unsigned32
+from agentx_lb.values import DISPLAY_STRING_MAX, CellError, enc_display, enc_integer, enc_unsigned32
 
 __all__ = ["DEFAULT_HOLDDOWN_S", "Notification", "Notifier", "encode"]
 

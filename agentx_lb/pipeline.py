@@ -25,17 +25,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
+from agentx_lb import reduce as reducing
+from agentx_lb import state as statefile
+from agentx_lb import table as tables
 from agentx_lb.clock import EventClock
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
-from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
-from agentx_lb.model import Health, LbSettings, RawScrape, Snapshot, VipRow
+from agentx_lb.memory import PROCESS_MEMORY, MemoryPolicy
+from agentx_lb.model import CounterState, Health, LbSettings, RawScrape, Snapshot, VipRow
 from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
-from agentx_lb.oids import Oid
-from agentx_lb.table import CellError
+from agentx_lb.oids import Oid, format_oid
+from agentx_lb.table import CellDrop, Table
+from agentx_lb.values import CellError
 
 log = logging.getLogger(__name__)
 
@@ -55,37 +59,18 @@ class Waiter(Protocol):
 
 
 # (raw, state, now_cs) -> (rows, state); agentx_lb.reduce.reduce
-ReduceFn = Callable[[RawScrape, Any, int], tuple[tuple[VipRow, ...], Any]]
+ReduceFn = Callable[[RawScrape, CounterState | None, int], tuple[tuple[VipRow, ...], CounterState]]
+# (snapshot, root, previous table) -> table; agentx_lb.table.build_table reuses
+# the previous table's unchanged columns.
+BuildTable = Callable[[Snapshot, Oid, Table | None], Table]
+# (saved, saved_at, new, now) -> write now?; agentx_lb.state.write_due
+WriteDue = Callable[[CounterState | None, float, CounterState, float], bool]
 
 
-def _default_reduce() -> ReduceFn:
-    from agentx_lb.reduce import reduce
+class SaveState(Protocol):
+    """`agentx_lb.state.save_state`."""
 
-    return reduce
-
-
-def _default_build_table() -> Callable[[Snapshot, Oid], Any]:
-    from agentx_lb.table import build_table
-
-    return build_table
-
-
-def _default_load_state() -> Callable[[str], Any]:
-    from agentx_lb.state import load_state
-
-    return load_state
-
-
-def _default_save_state() -> Callable[..., None]:
-    from agentx_lb.state import save_state
-
-    return save_state
-
-
-def _default_write_due() -> Callable[[Any, float, Any, float], bool]:
-    from agentx_lb.state import write_due
-
-    return write_due
+    def __call__(self, path: str, state: CounterState, *, clean: bool = False) -> None: ...
 
 
 class Pipeline:
@@ -94,7 +79,7 @@ class Pipeline:
     def __init__(
         self,
         source: Source,
-        publish: Callable[[Any], None],
+        publish: Callable[[Table], None],
         *,
         root: Oid,
         interval_s: float,
@@ -102,13 +87,14 @@ class Pipeline:
         state_path: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         event_clock: EventClock | None = None,
-        build_table: Callable[[Snapshot, Oid], Any] | None = None,
-        reduce: ReduceFn | None = None,
-        load_state: Callable[[str], Any] | None = None,
-        save_state: Callable[..., None] | None = None,
-        write_due: Callable[[Any, float, Any, float], bool] | None = None,
+        build_table: BuildTable = tables.build_table,
+        reduce: ReduceFn = reducing.reduce,
+        load_state: Callable[[str], CounterState | None] = statefile.load_state,
+        save_state: SaveState = statefile.save_state,
+        write_due: WriteDue = statefile.write_due,
         notify: Callable[[Sequence[bytes]], None] | None = None,
         notify_holddown_s: float = DEFAULT_HOLDDOWN_S,
+        memory: MemoryPolicy = PROCESS_MEMORY,
     ) -> None:
         self._source = source
         self._notify = notify
@@ -121,15 +107,12 @@ class Pipeline:
         self._state_path = state_path
         self._clock = clock
         self._events = event_clock or EventClock(clock)
-        # The real builder reuses the previous table's unchanged columns.
-        self._incremental = build_table is None
-        self._build_table = build_table or _default_build_table()
-        self._table: Any = None  # the last one published
-        self._reduce = reduce or _default_reduce()
+        self._build_table = build_table
+        self._table: Table | None = None  # the last one published
+        self._reduce = reduce
         self._save_state = save_state
-        self._write_due = write_due or _default_write_due()
-        if state_path is not None and save_state is None:
-            self._save_state = _default_save_state()
+        self._write_due = write_due
+        self._memory = memory
         self._start = clock()
         self._save_lock = threading.Lock()
         self._closed = False
@@ -138,10 +121,11 @@ class Pipeline:
         self._failures = FailureStreak(log, "scrape")
         self._save_failures = FailureStreak(log, "state save")
         self._problems = OnceLogger(log)
-        self._state: Any = None
-        self._saved_state: Any = None
+        self._drops = OnceLogger(log)  # keyed by column and problem
+        self._state: CounterState | None = None
+        self._saved_state: CounterState | None = None
         if state_path is not None:
-            self._state = self._load(state_path, load_state or _default_load_state())
+            self._state = self._load(state_path, load_state)
             # _saved_state stays None: the first good scrape writes the file,
             # which from then on says "running" (not a clean stop) until close().
 
@@ -160,7 +144,7 @@ class Pipeline:
         self.state_writes = 0
 
     @staticmethod
-    def _load(path: str, load_state: Callable[[str], Any]) -> Any:
+    def _load(path: str, load_state: Callable[[str], CounterState | None]) -> CounterState | None:
         try:
             state = load_state(path)
         except (OSError, ValueError) as exc:
@@ -175,13 +159,13 @@ class Pipeline:
         return self._events.now_cs()
 
     @property
-    def state(self) -> Any:
+    def state(self) -> CounterState | None:
         """The counter state after the last good scrape (None before one)."""
         return self._state
 
     def tick(self) -> Snapshot:
         """One scrape; publishes and returns the snapshot served from now on."""
-        with gc_paused():
+        with self._memory.paused():
             return self._tick()
 
     def _tick(self) -> Snapshot:
@@ -199,7 +183,7 @@ class Pipeline:
         return self._serve(started)
 
     def _on_success(
-        self, raw: RawScrape, rows: tuple[VipRow, ...], state: Any, started: float
+        self, raw: RawScrape, rows: tuple[VipRow, ...], state: CounterState, started: float
     ) -> None:
         self._failures.success()
         for problem in raw.problems:
@@ -218,8 +202,7 @@ class Pipeline:
         ):
             self._store(self._state_path, state, started)
 
-    def _store(self, path: str, state: Any, now: float, *, clean: bool = False) -> bool:
-        assert self._save_state is not None
+    def _store(self, path: str, state: CounterState, now: float, *, clean: bool = False) -> bool:
         with self._save_lock:
             if self._closed:
                 return False  # the clean stop's write is the last one
@@ -285,10 +268,8 @@ class Pipeline:
             last_error=self._last_error,
         )
         snapshot = Snapshot(rows=self._rows, settings=self._settings, health=health, taken_at=since)
-        if self._incremental:
-            table = self._build_table(snapshot, self._root, self._table)  # type: ignore[call-arg]  # the default builder takes previous
-        else:
-            table = self._build_table(snapshot, self._root)
+        table = self._build_table(snapshot, self._root, self._table)
+        log_drops(self._drops, table.drops)
         self._table = None  # let the old table go as soon as the agent drops it
         self._publish(table)
         self._table = table
@@ -303,8 +284,7 @@ class Pipeline:
                     now=self._clock(),
                 )
             )
-        freeze_survivors(self.ticks)
-        release_free_heap()
+        self._memory.after_publish(self.ticks)
         return snapshot
 
     def _send(self, notes: list[Notification]) -> None:
@@ -373,6 +353,20 @@ def run_in_thread(
     thread = threading.Thread(target=target, name="scrape", daemon=True)
     thread.start()
     return thread
+
+
+def log_drops(once: OnceLogger, drops: Iterable[CellDrop]) -> None:
+    """Each cell a table build dropped: WARNING once per column and problem, DEBUG after."""
+    for d in drops:
+        if once.first(f"{d.column}\0{d.kind}"):
+            log.warning(
+                "cell dropped column=%s oid=.%s err=%s (logged once per column and problem)",
+                d.column,
+                format_oid(d.oid),
+                d.error,
+            )
+        else:
+            log.debug("cell dropped column=%s oid=.%s err=%s", d.column, format_oid(d.oid), d.error)
 
 
 def _table_shape(rows: tuple[VipRow, ...]) -> tuple[ShapeRow, ...]:

@@ -36,85 +36,29 @@ time moves at the first scrape, since continuity can no longer be proven.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from operator import add, attrgetter, itemgetter, le
-from typing import Any, TypeGuard, overload
 
-from agentx_lb.model import RawScrape, Vip, VipCounters, VipRow
-
-__all__ = [
-    "DEFAULT_RETAIN_ABSENT_CS",
-    "LB_COUNTER_NAMES",
-    "CombinedRow",
-    "CounterState",
-    "RowState",
-    "reduce",
-    "sum_counters",
-]
-
-# VPP's lb simple counters (lb.h `lb_foreach_vip_counter`), in VipCounters order.
-LB_COUNTER_NAMES: tuple[str, str, str, str] = (
-    "packet from existing sessions",
-    "first session packet",
-    "untracked packet",
-    "no server configured",
+from agentx_lb.model import (
+    COUNTER_COLUMNS,
+    LB_COUNTER_NAMES,
+    CombinedRow,
+    CounterState,
+    RawScrape,
+    RowState,
+    Vip,
+    VipCounters,
+    VipRow,
 )
-_N_FIELDS = 6  # the four LB counters, route packets, route octets
+
+__all__ = ["DEFAULT_RETAIN_ABSENT_CS", "reduce", "sum_counters"]
+
 _ROUTE = (4, 5)
 _INDEX = attrgetter("index")
-_STATE_VERSION = 2  # 2: times on the event clock, the clean-stop marker
 # How long an absent VIP's offsets are kept (centiseconds): long enough for a
 # slow VPP restart (startup-config adding thousands of VIPs).
 DEFAULT_RETAIN_ABSENT_CS = 600 * 100
-
-
-class CombinedRow(Sequence[tuple[int, int]]):
-    """One thread's row of a combined counter, stored as two `array('Q')` columns.
-
-    A Sequence of `(packets, octets)` like vpp_papi's list of StatsTuple, but
-    decoded in bulk; `reduce` reads the `packets` / `octets` columns directly.
-    """
-
-    __slots__ = ("octets", "packets")
-
-    def __init__(self, packets: Sequence[int], octets: Sequence[int]) -> None:
-        if len(packets) != len(octets):
-            raise ValueError("packets and octets differ in length")
-        self.packets = packets
-        self.octets = octets
-
-    def __len__(self) -> int:
-        return len(self.packets)
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[int, int]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
-
-    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
-        if isinstance(index, slice):
-            return list(zip(self.packets[index], self.octets[index], strict=True))
-        return (self.packets[index], self.octets[index])
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return zip(self.packets, self.octets, strict=True)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, CombinedRow):
-            return list(self.packets) == list(other.packets) and list(self.octets) == list(
-                other.octets
-            )
-        if isinstance(other, Sequence):
-            return list(self) == [tuple(pair) for pair in other]
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # unhashable on purpose (mutable); typeshed wants a method
-
-    def __repr__(self) -> str:
-        return f"CombinedRow({list(self)!r})"
 
 
 def _pick(row: Sequence[int], indices: list[int]) -> list[int]:
@@ -183,117 +127,6 @@ def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class RowState:
-    """What reduce remembers about one row between scrapes."""
-
-    identity: tuple[int, str, int, int]
-    offsets: tuple[int, ...]  # per column, added to VPP's raw value
-    last_raw: tuple[int | None, ...]  # per column; None: never known since the last reset
-    route_stats_index: int | None
-    discontinuity_cs: int
-    absent_since_cs: int | None = None  # None while VPP lists the VIP
-
-
-@dataclass(frozen=True, slots=True)
-class CounterState:
-    """Offsets per row identity plus the VPP instance they belong to."""
-
-    vpp_instance: str
-    rows: tuple[RowState, ...] = ()
-    # Bumped by reduce on every change but last_raw's (not saved, not compared).
-    revision: int = field(default=0, compare=False)
-    # Loaded from a file not written at a clean stop (not compared).
-    unclean: bool = field(default=False, compare=False)
-
-    def to_json(self, *, clean: bool = False) -> str:
-        """The state file; `clean`: written at a clean stop (continuity proven)."""
-        return json.dumps(
-            {
-                "version": _STATE_VERSION,
-                "clean": clean,
-                "vpp_instance": self.vpp_instance,
-                "rows": [
-                    {
-                        "identity": list(r.identity),
-                        "offsets": list(r.offsets),
-                        "last_raw": list(r.last_raw),
-                        "route_stats_index": r.route_stats_index,
-                        "discontinuity_cs": r.discontinuity_cs,
-                        "absent_since_cs": r.absent_since_cs,
-                    }
-                    for r in self.rows
-                ],
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> CounterState:
-        """Inverse of `to_json`; ValueError on anything else."""
-        try:
-            doc = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"counter state is not JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("version") not in (1, _STATE_VERSION):
-            raise ValueError("counter state has an unknown version")
-        instance = doc.get("vpp_instance")
-        rows = doc.get("rows")
-        if not isinstance(instance, str) or not isinstance(rows, list):
-            raise ValueError("counter state lacks vpp_instance or rows")
-        parsed = tuple(_row_from_json(r) for r in rows)
-        if doc["version"] == 1:
-            # Version 1 kept times on the old process's uptime: meaningless now.
-            # Offsets stay; the first scrape moves every discontinuity.
-            parsed = tuple(replace(r, absent_since_cs=None) for r in parsed)
-        return cls(instance, parsed, unclean=doc.get("clean") is not True)
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _row_from_json(doc: Any) -> RowState:
-    if not isinstance(doc, dict):
-        raise ValueError("counter state row is not an object")
-    identity = doc.get("identity")
-    offsets = doc.get("offsets")
-    last_raw = doc.get("last_raw")
-    stats_index = doc.get("route_stats_index")
-    disc = doc.get("discontinuity_cs")
-    absent = doc.get("absent_since_cs")  # absent in files of earlier versions
-    ok = (
-        isinstance(identity, list)
-        and len(identity) == 4
-        and _is_int(identity[0])
-        and isinstance(identity[1], str)
-        and _is_int(identity[2])
-        and _is_int(identity[3])
-        and isinstance(offsets, list)
-        and len(offsets) == _N_FIELDS
-        and all(_is_int(v) and v >= 0 for v in offsets)
-        and isinstance(last_raw, list)
-        and len(last_raw) == _N_FIELDS
-        and all(v is None or (_is_int(v) and v >= 0) for v in last_raw)
-        and (stats_index is None or (_is_int(stats_index) and stats_index >= 0))
-        and _is_int(disc)
-        and disc >= 0
-        and (absent is None or (_is_int(absent) and absent >= 0))
-    )
-    if not ok:
-        raise ValueError(f"malformed counter state row: {doc!r:.200}")
-    assert isinstance(identity, list) and isinstance(offsets, list)
-    assert isinstance(last_raw, list) and isinstance(disc, int)
-    return RowState(
-        identity=(identity[0], identity[1], identity[2], identity[3]),
-        offsets=tuple(offsets),
-        last_raw=tuple(last_raw),
-        route_stats_index=stats_index,
-        discontinuity_cs=disc,
-        absent_since_cs=absent,
-    )
-
-
 def reduce(
     raw: RawScrape,
     state: CounterState | None,
@@ -320,7 +153,7 @@ def reduce(
         previous = {r.identity[0]: r for r in kept}
     rows: list[VipRow] = []
     new_state: list[RowState] = []
-    no_offsets = (0,) * _N_FIELDS
+    no_offsets = (0,) * COUNTER_COLUMNS
     for vip, prefix, stats_index, values in zip(vips, prefixes, route_indices, raw_values):
         old = previous.pop(vip.index, None)
         identity = (vip.index, prefix, vip.protocol, vip.port)  # Vip.identity, prefix made once
@@ -371,7 +204,9 @@ def _rebased(row: RowState, now_cs: int) -> RowState:
     """`row` after a VPP restart: its last values folded into the offsets."""
     offsets = tuple(off + (raw or 0) for off, raw in zip(row.offsets, row.last_raw, strict=True))
     # A new VPP's FIB entries have new stats indexes: no baseline to compare with.
-    return RowState(row.identity, offsets, (0,) * _N_FIELDS, None, now_cs, row.absent_since_cs)
+    return RowState(
+        row.identity, offsets, (0,) * COUNTER_COLUMNS, None, now_cs, row.absent_since_cs
+    )
 
 
 def _still_retained(absent: Iterable[RowState], now_cs: int, retain_cs: int) -> list[RowState]:

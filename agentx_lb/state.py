@@ -9,25 +9,29 @@ When to write (`write_due`): on an event that changes offsets or identities
 (VPP restarted, a VIP re-created, an index reused: `CounterState.revision`
 moved), at most once per `DRIFT_WRITE_S` when only the raw baselines moved,
 and at a clean stop (`clean=True`, the only write that says so). Never per
-tick: at 10,000 VIPs a write is ~2 MB of JSON and two fsyncs.
+tick: a write of a large VIP table is megabytes of JSON and two fsyncs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeGuard
 
-from agentx_lb.reduce import CounterState
+from agentx_lb.model import COUNTER_COLUMNS, CounterState, RowState
 
-__all__ = ["DRIFT_WRITE_S", "load_state", "save_state", "write_due"]
+__all__ = ["DRIFT_WRITE_S", "from_json", "load_state", "save_state", "to_json", "write_due"]
 
 log = logging.getLogger(__name__)
 
 _MAX_BYTES = 64 * 1024 * 1024  # far above 10,000 rows; refuse anything absurd
 DRIFT_WRITE_S = 60.0
+_STATE_VERSION = 2  # 2: times on the event clock, the clean-stop marker
 
 
 def write_due(saved: CounterState | None, saved_at: float, new: CounterState, now: float) -> bool:
@@ -57,7 +61,7 @@ def load_state(path: str | os.PathLike[str]) -> CounterState | None:
     try:
         if len(data) > _MAX_BYTES:
             raise ValueError(f"larger than {_MAX_BYTES} bytes")
-        return CounterState.from_json(data.decode("utf-8"))
+        return from_json(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         log.warning("state file corrupt, starting fresh path=%s err=%s", path, exc)
         return None
@@ -72,7 +76,7 @@ def save_state(path: str | os.PathLike[str], state: CounterState, *, clean: bool
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o600)
-            f.write(state.to_json(clean=clean).encode("utf-8"))
+            f.write(to_json(state, clean=clean).encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -86,3 +90,91 @@ def save_state(path: str | os.PathLike[str], state: CounterState, *, clean: bool
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def to_json(state: CounterState, *, clean: bool = False) -> str:
+    """The state file; `clean`: written at a clean stop (continuity proven)."""
+    return json.dumps(
+        {
+            "version": _STATE_VERSION,
+            "clean": clean,
+            "vpp_instance": state.vpp_instance,
+            "rows": [
+                {
+                    "identity": list(r.identity),
+                    "offsets": list(r.offsets),
+                    "last_raw": list(r.last_raw),
+                    "route_stats_index": r.route_stats_index,
+                    "discontinuity_cs": r.discontinuity_cs,
+                    "absent_since_cs": r.absent_since_cs,
+                }
+                for r in state.rows
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+def from_json(text: str) -> CounterState:
+    """Inverse of `to_json`; ValueError on anything else."""
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"counter state is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("version") not in (1, _STATE_VERSION):
+        raise ValueError("counter state has an unknown version")
+    instance = doc.get("vpp_instance")
+    rows = doc.get("rows")
+    if not isinstance(instance, str) or not isinstance(rows, list):
+        raise ValueError("counter state lacks vpp_instance or rows")
+    parsed = tuple(_row_from_json(r) for r in rows)
+    if doc["version"] == 1:
+        # Version 1 kept times on the old process's uptime: meaningless now.
+        # Offsets stay; the first scrape moves every discontinuity.
+        parsed = tuple(replace(r, absent_since_cs=None) for r in parsed)
+    return CounterState(instance, parsed, unclean=doc.get("clean") is not True)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _row_from_json(doc: object) -> RowState:
+    if not isinstance(doc, dict):
+        raise ValueError("counter state row is not an object")
+    identity = doc.get("identity")
+    offsets = doc.get("offsets")
+    last_raw = doc.get("last_raw")
+    stats_index = doc.get("route_stats_index")
+    disc = doc.get("discontinuity_cs")
+    absent = doc.get("absent_since_cs")  # absent in files of earlier versions
+    ok = (
+        isinstance(identity, list)
+        and len(identity) == 4
+        and _is_int(identity[0])
+        and isinstance(identity[1], str)
+        and _is_int(identity[2])
+        and _is_int(identity[3])
+        and isinstance(offsets, list)
+        and len(offsets) == COUNTER_COLUMNS
+        and all(_is_int(v) and v >= 0 for v in offsets)
+        and isinstance(last_raw, list)
+        and len(last_raw) == COUNTER_COLUMNS
+        and all(v is None or (_is_int(v) and v >= 0) for v in last_raw)
+        and (stats_index is None or (_is_int(stats_index) and stats_index >= 0))
+        and _is_int(disc)
+        and disc >= 0
+        and (absent is None or (_is_int(absent) and absent >= 0))
+    )
+    if not ok:
+        raise ValueError(f"malformed counter state row: {doc!r:.200}")
+    assert isinstance(identity, list) and isinstance(offsets, list)
+    assert isinstance(last_raw, list) and isinstance(disc, int)
+    return RowState(
+        identity=(identity[0], identity[1], identity[2], identity[3]),
+        offsets=tuple(offsets),
+        last_raw=tuple(last_raw),
+        route_stats_index=stats_index,
+        discontinuity_cs=disc,
+        absent_since_cs=absent,
+    )

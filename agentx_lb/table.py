@@ -1,8 +1,8 @@
 """Snapshot -> immutable, sorted table of pre-encoded AgentX varbinds (pure).
 
 Every value is validated for its SNMP type here, so nothing can fail later in
-the protocol loop: a bad cell is dropped (logged once per column and problem)
-and the rest of the table is served.
+the protocol loop: a bad cell is dropped and the rest of the table is served.
+The drops come back as data (`Table.drops`); the pipeline logs them.
 
 Wire format (RFC 2741 5.1, 5.4), always network byte order:
   VarBind = type u16, reserved u16, OID, value
@@ -31,8 +31,6 @@ suffixes) and encodes integer columns in bulk (`array`, byteswapped).
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import socket
 import struct
 import sys
@@ -63,106 +61,38 @@ from agentx_lb.oids import (
     SnmpType,
     VipColumn,
     encode_oid,
-    format_oid,
     pack_oid,
 )
+from agentx_lb.values import (
+    BULK,
+    DISPLAY_STRING_MAX,
+    ENCODERS,
+    EVENT_MAX,
+    U32_MAX,
+    CellError,
+    Inet,
+    enc_counter64,
+    enc_display,
+    enc_inet,
+    enc_integer,
+    enc_unsigned32,
+    inet_bytes,
+)
 
-log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-U32_MAX = 2**32 - 1
-U64_MAX = 2**64 - 1
-I32_MIN, I32_MAX = -(2**31), 2**31 - 1
-DISPLAY_STRING_MAX = 255
-_EVENT_MAX = 2**63 - 1  # event times (centiseconds) are stored as array('q')
-
 _U32 = struct.Struct("!I")
-_U64 = struct.Struct("!Q")
 _I32 = struct.Struct("!i")
 
-# (column, problem) pairs already logged at WARNING. Bounded: columns and
-# problem kinds are finite. Later occurrences are logged at DEBUG.
-_WARNED: set[tuple[str, str]] = set()
 
+@dataclass(frozen=True, slots=True)
+class CellDrop:
+    """A cell left out of a table: its column, OID (relative to the root) and why."""
 
-class CellError(ValueError):
-    """A value that does not fit its SNMP type; `kind` is the problem class."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-
-
-# ---------------------------------------------------------------- value encoders
-
-
-def _check_int(value: object) -> int:
-    # bool is an int, but a bool where a number is expected is a bug upstream.
-    if type(value) is not int:
-        raise CellError("not an integer", type(value).__name__)
-    return value
-
-
-def enc_integer(value: object) -> bytes:
-    v = _check_int(value)
-    if not I32_MIN <= v <= I32_MAX:
-        raise CellError("out of range for INTEGER", str(v))
-    return _I32.pack(v)
-
-
-def enc_unsigned32(value: object) -> bytes:
-    """Gauge32, Unsigned32, TimeTicks."""
-    v = _check_int(value)
-    if not 0 <= v <= U32_MAX:
-        raise CellError("out of range for 32-bit unsigned", str(v))
-    return _U32.pack(v)
-
-
-def enc_counter64(value: object) -> bytes:
-    v = _check_int(value)
-    if not 0 <= v <= U64_MAX:
-        raise CellError("out of range for Counter64", str(v))
-    return _U64.pack(v)
-
-
-def enc_octets(value: object, max_len: int = 65535) -> bytes:
-    """OctetString: bytes as is, str as UTF-8; padded to a multiple of 4."""
-    if isinstance(value, bytes):
-        data = value
-    elif isinstance(value, str):
-        try:
-            data = value.encode("utf-8")
-        except UnicodeEncodeError as exc:  # lone surrogates
-            raise CellError("not encodable as UTF-8", repr(value[:40])) from exc
-    else:
-        raise CellError("not a string", type(value).__name__)
-    if len(data) > max_len:
-        raise CellError("string too long", f"{len(data)} > {max_len} octets")
-    return _U32.pack(len(data)) + data + b"\0" * (-len(data) % 4)
-
-
-def enc_display(value: object) -> bytes:
-    return enc_octets(value, DISPLAY_STRING_MAX)
-
-
-_ENCODERS = {
-    SnmpType.INTEGER: enc_integer,
-    SnmpType.OCTET_STRING: enc_display,
-    SnmpType.GAUGE32: enc_unsigned32,
-    SnmpType.TIMETICKS: enc_unsigned32,
-    SnmpType.COUNTER64: enc_counter64,
-}
-
-
-def _inet_bytes(address: str, version: int) -> bytes:
-    """InetAddress: 4 or 16 raw octets."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError as exc:
-        raise CellError("not an IP address", repr(address)) from exc
-    if ip.version != version:
-        raise CellError("address family mismatch", f"{address} is not IPv{version}")
-    return ip.packed
+    column: str  # the MIB name
+    oid: Oid
+    kind: str  # the problem class (`CellError.kind`): one key per column and kind
+    error: str  # the whole message
 
 
 # ---------------------------------------------------------------- the table
@@ -272,6 +202,7 @@ class Table:
         "_starts",
         "age_index",
         "dropped",
+        "drops",
         "has_rows",
         "root",
         "root_key",
@@ -286,6 +217,7 @@ class Table:
         memo: object = None,
         *,
         taken_at: float = 0.0,
+        drops: tuple[CellDrop, ...] = (),
     ) -> None:
         self.root: Oid = tuple(root)
         self.root_key: bytes = pack_oid(self.root)
@@ -299,6 +231,9 @@ class Table:
         # cells rejected by validation in this build (reused columns included)
         self._dropped_outside = dropped
         self.dropped = dropped + sum(s.dropped for s in self._segs)
+        # the cells this build dropped (a reused column's were reported by the
+        # build that encoded it)
+        self.drops = drops
         self._memo = memo  # what the next build may reuse (see build_table)
         # When the scrape its rows come from started (monotonic seconds; with no
         # rows ever scraped, when the pipeline started): the age of the data.
@@ -317,7 +252,14 @@ class Table:
         return cls(root, taken_at=taken_at)
 
     def _derived(self, segments: Sequence[_Segment]) -> Table:
-        return Table(self.root, segments, self._dropped_outside, self._memo, taken_at=self.taken_at)
+        return Table(
+            self.root,
+            segments,
+            self._dropped_outside,
+            self._memo,
+            taken_at=self.taken_at,
+            drops=self.drops,
+        )
 
     def restamped(self, stamp: Callable[[int], int]) -> Table:
         """This table with every TimeStamp cell set to `stamp(event)` (the event
@@ -497,28 +439,6 @@ _BACKEND_COLS = frozenset(
 # ---------------------------------------------------------------- the builder
 
 # Bulk encoders: array typecode and range per SNMP type (big-endian after byteswap).
-_BULK: dict[int, tuple[str, int, int]] = {
-    SnmpType.INTEGER: ("i", I32_MIN, I32_MAX),
-    SnmpType.GAUGE32: ("I", 0, U32_MAX),
-    SnmpType.TIMETICKS: ("I", 0, U32_MAX),
-    SnmpType.COUNTER64: ("Q", 0, U64_MAX),
-}
-assert array("i").itemsize == 4 and array("I").itemsize == 4 and array("Q").itemsize == 8
-
-
-def _refuses(code: str, value: int) -> bool:
-    try:
-        array(code, [value])
-    except OverflowError:
-        return True
-    return False
-
-
-# _bulk relies on array() refusing exactly what lies outside each SNMP type's range.
-assert all(
-    len(array(code, [lo, hi])) == 2 and _refuses(code, lo - 1) and _refuses(code, hi + 1)
-    for code, lo, hi in _BULK.values()
-)
 _SWAP = sys.byteorder == "little"
 
 
@@ -532,6 +452,7 @@ class _Builder:
         self.root_wire = root_wire[4:]
         self.segments: list[_Segment] = []
         self.dropped = 0  # drops outside any segment (bad row indices)
+        self.drops: list[CellDrop] = []  # every cell this build dropped
 
     def heads(self, snmp_type: int, ckey: bytes, rows: _Rows) -> dict[int, bytes]:
         """`type, reserved, OID header, root sub-ids, column key` per suffix length."""
@@ -583,7 +504,7 @@ class _Builder:
         allowed: frozenset[int] | None,
     ) -> _Segment | None:
         """All cells plain ints within range: one array, no per-cell work (else None)."""
-        bulk = _BULK.get(snmp_type)
+        bulk = BULK.get(snmp_type)
         if bulk is None or not raws or set(map(type, raws)) != {int}:
             return None
         ints = cast("Sequence[int]", raws)  # every cell's type is int (checked above)
@@ -609,9 +530,9 @@ class _Builder:
         sel: list[int] = []
         dropped = 0
         for r, raw in enumerate(raws):
-            if type(raw) is not int or not 0 <= raw <= _EVENT_MAX:
+            if type(raw) is not int or not 0 <= raw <= EVENT_MAX:
                 dropped += 1
-                _log_drop(name, ckey + rows.suffix(r), CellError("not an event time", repr(raw)))
+                self._note(name, ckey + rows.suffix(r), CellError("not an event time", repr(raw)))
                 continue
             events.append(raw)
             sel.append(r)
@@ -647,7 +568,7 @@ class _Builder:
                 value = encode(raw)
             except CellError as exc:
                 dropped += 1
-                _log_drop(name, ckey + rows.suffix(r), exc)
+                self._note(name, ckey + rows.suffix(r), exc)
                 continue
             parts.append(value)
             sel.append(r)
@@ -665,37 +586,30 @@ class _Builder:
             dropped,
         )
 
+    def _note(self, column: str, oid_key: bytes, exc: CellError) -> None:
+        rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
+        self.drops.append(CellDrop(column, rel, exc.kind, str(exc)))
+
     def drop(self, column: str, oid_key: bytes, exc: CellError) -> None:
         self.dropped += 1
-        _log_drop(column, oid_key, exc)
+        self._note(column, oid_key, exc)
 
     def finish(self, root: Oid, memo: object, taken_at: float) -> Table:
-        return Table(root, self.segments, self.dropped, memo, taken_at=taken_at)
-
-
-def _log_drop(column: str, oid_key: bytes, exc: CellError) -> None:
-    key = (column, exc.kind)
-    rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
-    if key in _WARNED:
-        log.debug("cell dropped column=%s oid=.%s err=%s", column, format_oid(rel), exc)
-    else:
-        _WARNED.add(key)
-        log.warning(
-            "cell dropped column=%s oid=.%s err=%s (logged once per column and problem)",
-            column,
-            format_oid(rel),
-            exc,
+        return Table(
+            root, self.segments, self.dropped, memo, taken_at=taken_at, drops=tuple(self.drops)
         )
 
 
-def _scalar_values(snapshot: Snapshot) -> list[tuple[AgentScalar, object, object]]:
+def _scalar_values(
+    snapshot: Snapshot,
+) -> list[tuple[AgentScalar, object, Callable[[object], bytes]]]:
     """(scalar, raw value, encoder) for the served scalars, in sub-id order."""
     h = snapshot.health
     last_error: str | bytes = h.last_error
     if isinstance(last_error, str):
         # An error text is worth serving cut short rather than not at all.
         last_error = last_error.encode("utf-8", "replace")[:DISPLAY_STRING_MAX]
-    out: list[tuple[AgentScalar, object, object]] = [
+    out: list[tuple[AgentScalar, object, Callable[[object], bytes]]] = [
         (
             AgentScalar.VPP_CONNECTED,
             TRUTH_TRUE if h.vpp_connected else TRUTH_FALSE,
@@ -713,9 +627,9 @@ def _scalar_values(snapshot: Snapshot) -> list[tuple[AgentScalar, object, object
     s = snapshot.settings
     if s is not None:
         if s.ip4_src_address is not None:
-            out.append((AgentScalar.IP4_SRC_ADDRESS, (s.ip4_src_address, 4), "inet"))
+            out.append((AgentScalar.IP4_SRC_ADDRESS, Inet(s.ip4_src_address, 4), enc_inet))
         if s.ip6_src_address is not None:
-            out.append((AgentScalar.IP6_SRC_ADDRESS, (s.ip6_src_address, 6), "inet"))
+            out.append((AgentScalar.IP6_SRC_ADDRESS, Inet(s.ip6_src_address, 6), enc_inet))
         if s.sticky_buckets_per_core is not None:
             out.append(
                 (AgentScalar.STICKY_BUCKETS_PER_CORE, s.sticky_buckets_per_core, enc_unsigned32)
@@ -737,8 +651,8 @@ _ENCAP_VALUES = frozenset(int(e) for e in Encap)  # the MIB's enumeration, nothi
 
 
 def _encode_vip(col: VipColumn, raw: object) -> bytes:
-    if isinstance(raw, tuple):  # ("inet", address, version)
-        return enc_octets(_inet_bytes(raw[1], raw[2]))
+    if isinstance(raw, Inet):
+        return enc_inet(raw)
     limit = _VIP_LIMITS.get(col)
     if limit is not None and type(raw) is int and not 0 <= raw <= limit:
         raise CellError("out of range for column", f"{raw} > {limit}")
@@ -746,7 +660,7 @@ def _encode_vip(col: VipColumn, raw: object) -> bytes:
         raise CellError("out of range for column", str(raw))
     if col == VipColumn.ENCAP and raw not in _ENCAP_VALUES:
         raise CellError("not a vppLbVipEncap value", repr(raw))
-    return _ENCODERS[col.snmp_type](raw)
+    return ENCODERS[col.snmp_type](raw)
 
 
 def _backend_index(vip_index: int, b: Backend) -> bytes:
@@ -757,7 +671,7 @@ def _backend_index(vip_index: int, b: Backend) -> bytes:
         # anything it refuses goes through ipaddress for the precise error.
         packed = socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET, b.address)
     except (OSError, TypeError, ValueError):
-        packed = _inet_bytes(b.address, version)
+        packed = inet_bytes(b.address, version)
     atype = INET_ADDRESS_IPV6 if len(packed) == 16 else INET_ADDRESS_IPV4
     return struct.pack(f"!III{len(packed)}I", vip_index, atype, len(packed), *packed)
 
@@ -766,10 +680,6 @@ def _enc_weight(value: object) -> bytes:
     if type(value) is int and not 0 <= value <= 100:
         raise CellError("out of range for column", str(value))
     return enc_unsigned32(value)
-
-
-def _enc_inet(value: object) -> bytes:
-    return enc_octets(_inet_bytes(*value))  # type: ignore[misc]  # value: (kind, address, version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -809,10 +719,9 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     # Scalars: root.1.1.<scalar>.0, one segment each.
     agent = pack_oid(AGENT)
     zero = _Rows([_U32.pack(0)])
-    for scalar, raw, enc in _scalar_values(snapshot):
-        encode = _enc_inet if enc == "inet" else enc
+    for scalar, raw, encode in _scalar_values(snapshot):
         ckey = agent + _U32.pack(scalar)
-        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)  # type: ignore[arg-type]  # encoders typed as object in _scalar_values
+        bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)
 
     # VIP rows: validate the index, then lay the table out column by column.
     rows: list[VipRow] = []
@@ -860,7 +769,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
                 seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, names,
                                  partial(_encode_vip, col))  # fmt: skip
             else:
-                raws = [("inet", a, ver) for a, ver in zip(static[0], static[1])]
+                raws = [Inet(v.address, v.ip_version) for v in vips]
                 seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, raws,
                                  partial(_encode_vip, col))  # fmt: skip
             if col == VipColumn.NAME:

@@ -1,4 +1,4 @@
-"""Bulk walk of vppLbBackendTable through a private snmpd (issue 8's figure).
+"""Bulk walk of vppLbBackendTable through a private snmpd (bench/README.md).
 
     .venv/bin/python bench/bench_backends.py                 # 1,000 VIPs x 8 backends, 5 walks
     .venv/bin/python bench/bench_backends.py --vips 100 --reps 3

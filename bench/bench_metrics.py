@@ -1,4 +1,4 @@
-"""/metrics at scale (issue 19's figures): encoding time, response size, agent CPU.
+"""/metrics at scale (bench/README.md): encoding time, response size, agent CPU.
 
     .venv/bin/python bench/bench_metrics.py                          # 10,000 VIPs x 8 backends
     .venv/bin/python bench/bench_metrics.py --vips 100 --reps 3 --agent-s 0   # quick

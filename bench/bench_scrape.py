@@ -34,9 +34,9 @@ from vpp_papi import VPPApiClient
 from vpp_papi.vpp_stats import VPPStats
 
 from agentx_lb.memory import freeze_survivors, gc_paused, release_free_heap
-from agentx_lb.model import Health, Snapshot
+from agentx_lb.model import LB_COUNTER_NAMES, CounterState, Health, Snapshot
 from agentx_lb.oids import DEFAULT_ROOT
-from agentx_lb.reduce import LB_COUNTER_NAMES, CounterState, reduce
+from agentx_lb.reduce import reduce
 from agentx_lb.table import build_table
 from agentx_lb.vpp.source import ROUTE_TO, VppSource
 

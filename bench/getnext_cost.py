@@ -56,7 +56,7 @@ def child(n_vips: int, backends: int, rounds: int) -> None:
         pdus.append(pdu)
         vb = agent.handle(pdu)[28:]
         start = vb[4 : 8 + 4 * vb[4]]
-    # As the session loop calls it: `handle(pdu)` before issue 15, then
+    # As the session loop calls it: `handle(pdu)` in the first releases, then
     # `answer(pdu, now)` with one clock read per PDU.
     responder = getattr(agent, "responder", None)
     for _ in range(rounds):

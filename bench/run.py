@@ -1,4 +1,4 @@
-"""The one-command benchmark (issue 7): scrape cost, serving cost, refresh, memory.
+"""The one-command benchmark (bench/README.md): scrape cost, serving cost, refresh, memory.
 
     .venv/bin/python bench/run.py            # full: 10 / 100 / 1,000 / 10,000 VIPs
     .venv/bin/python bench/run.py --quick    # smallest sizes only (CI, < ~1 min)
@@ -577,7 +577,7 @@ def scrape_figures(n: int) -> dict[str, float]:
 
 
 def rows_for(scrape: dict[int, dict], walks: dict[int, dict]) -> list[tuple[str, float, str, str]]:
-    """(figure, value, target, result) for every figure of issue 7."""
+    """(figure, value, target, result) for every figure bench/README.md lists."""
     rows: list[tuple[str, float, str, str]] = []
 
     def add(name: str, value: float, target: str = "", result: str = "") -> None:

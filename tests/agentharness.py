@@ -26,17 +26,41 @@ from typing import TypeVar
 
 import pytest
 
-from agentx_lb.oids import DEFAULT_ROOT, format_oid
+from agentx_lb.oids import (
+    AGENT,
+    DEFAULT_ROOT,
+    AgentScalar,
+    VipColumn,
+    format_oid,
+)
+from agentx_lb.oids import VIP_ENTRY as _VIP_ENTRY
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 
 ROOT = format_oid(DEFAULT_ROOT)
-SCALARS = f"{ROOT}.1.1"
-VIP_ENTRY = f"{ROOT}.1.2.1"
-CONNECTED, VERSION, VIP_COUNT, LAST_CHANGE, TABLE_AGE = 1, 2, 3, 4, 5
-SCRAPE_FAILURES, CONSECUTIVE_FAILURES, LAST_ERROR = 7, 8, 9
-TRUTH_TRUE, TRUTH_FALSE = 1, 2
-# VIP columns used by the fault tests (oids.VipColumn sub-ids).
-COL_NAME, COL_ADDRESS, COL_NEXT, COL_FIRST, COL_UNTRACKED, COL_DISC = 2, 4, 14, 15, 16, 20
+SCALARS = format_oid(DEFAULT_ROOT + AGENT)
+VIP_ENTRY = format_oid(DEFAULT_ROOT + _VIP_ENTRY)
+# Sub-ids as plain ints (they go into OID text): the scalars and VIP columns
+# the process tests read.
+CONNECTED, VERSION, VIP_COUNT, LAST_CHANGE, TABLE_AGE = (
+    int(AgentScalar.VPP_CONNECTED),
+    int(AgentScalar.VPP_VERSION),
+    int(AgentScalar.VIP_COUNT),
+    int(AgentScalar.VIP_TABLE_LAST_CHANGE),
+    int(AgentScalar.TABLE_AGE),
+)
+SCRAPE_FAILURES, CONSECUTIVE_FAILURES, LAST_ERROR = (
+    int(AgentScalar.SCRAPE_FAILURES),
+    int(AgentScalar.CONSECUTIVE_FAILURES),
+    int(AgentScalar.LAST_ERROR),
+)
+COL_NAME, COL_ADDRESS, COL_NEXT, COL_FIRST, COL_UNTRACKED, COL_DISC = (
+    int(VipColumn.NAME),
+    int(VipColumn.ADDRESS),
+    int(VipColumn.NEXT_PACKETS),
+    int(VipColumn.FIRST_PACKETS),
+    int(VipColumn.UNTRACKED_PACKETS),
+    int(VipColumn.DISCONTINUITY_TIME),
+)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LINE = re.compile(r"^\.([\d.]+) = (?:([\w-]+): )?(.*)$")
@@ -278,6 +302,68 @@ class Served:
 _RESPONSE, _OPEN, _REGISTER, CLOSE_PDU, NOTIFY_PDU = 18, 1, 3, 2, 12
 
 
+def read_pdu(conn: socket.socket) -> bytes | None:
+    """One whole AgentX PDU (header and payload) from `conn`; None at end of stream."""
+    buf = b""
+    while len(buf) < 20:
+        chunk = conn.recv(20 - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    n = struct.unpack_from("!I", buf, 16)[0]
+    while len(buf) < 20 + n:
+        chunk = conn.recv(20 + n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def respond(conn: socket.socket, pdu: bytes, error: int = 0) -> None:
+    """The master's Response to `pdu` (sysUpTime 42, `error`)."""
+    _, _, _, _, _, tid, pid, _ = struct.unpack_from("!BBBBIIII", pdu)
+    body = struct.pack("!IHH", 0, error, 0)
+    conn.sendall(struct.pack("!BBBBIIII", 1, _RESPONSE, 0x10, 0, 42, tid, pid, len(body)) + body)
+
+
+class ScriptedMaster:
+    """A master the test drives step by step: `accept()` takes one subagent and
+    answers its Open and Register (`register_error`), then the test reads its
+    PDUs (`read_pdu`) and answers them (`respond`). `FakeMaster` is the one
+    that runs by itself."""
+
+    def __init__(self, path: str, register_error: int = 0) -> None:
+        self.path = path
+        self.register_error = register_error
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.srv.settimeout(5)
+
+    def read_pdu(self, conn: socket.socket) -> bytes:
+        pdu = read_pdu(conn)
+        if pdu is None:
+            raise ConnectionError("eof")
+        return pdu
+
+    def respond(self, conn: socket.socket, pdu: bytes, error: int = 0) -> None:
+        respond(conn, pdu, error)
+
+    def accept(self) -> tuple[socket.socket, bytes, bytes]:
+        conn, _ = self.srv.accept()
+        conn.settimeout(5)
+        open_pdu = self.read_pdu(conn)
+        assert open_pdu[1] == 1
+        self.respond(conn, open_pdu)
+        reg = self.read_pdu(conn)
+        assert reg[1] == 3
+        self.respond(conn, reg, self.register_error)
+        return conn, open_pdu, reg
+
+    def close(self) -> None:
+        self.srv.close()
+
+
 class FakeMaster:
     """Accepts one subagent at a time, answers Open/Register, records every PDU type.
 
@@ -298,28 +384,6 @@ class FakeMaster:
         self._thread = threading.Thread(target=self._run, name="fake-master", daemon=True)
         self._thread.start()
 
-    def _read_pdu(self, conn: socket.socket) -> bytes | None:
-        buf = b""
-        while len(buf) < 20:
-            chunk = conn.recv(20 - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        n = struct.unpack_from("!I", buf, 16)[0]
-        while len(buf) < 20 + n:
-            chunk = conn.recv(20 + n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-
-    def _respond(self, conn: socket.socket, pdu: bytes, error: int = 0) -> None:
-        _, _, _, _, _, tid, pid, _ = struct.unpack_from("!BBBBIIII", pdu)
-        body = struct.pack("!IHH", 0, error, 0)
-        conn.sendall(
-            struct.pack("!BBBBIIII", 1, _RESPONSE, 0x10, 0, 42, tid, pid, len(body)) + body
-        )
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -333,7 +397,7 @@ class FakeMaster:
                 self.sessions += 1
                 while not self._stop.is_set():
                     try:
-                        pdu = self._read_pdu(conn)
+                        pdu = read_pdu(conn)
                     except TimeoutError:
                         continue
                     except OSError:
@@ -343,9 +407,9 @@ class FakeMaster:
                     self.pdus.append((pdu[1], pdu[20:]))
                     try:
                         if pdu[1] in (_OPEN, _REGISTER):
-                            self._respond(conn, pdu)
+                            respond(conn, pdu)
                         elif pdu[1] == NOTIFY_PDU and self.notify_error is not None:
-                            self._respond(conn, pdu, self.notify_error)
+                            respond(conn, pdu, self.notify_error)
                     except OSError:
                         pass  # the subagent already went (its Close may still be buffered)
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
 
+from agentharness import ScriptedMaster
 from agentx_lb.agentx import Connection, LbAgent, ProtocolError
 from agentx_lb.agentx.codec import HDR_LEN
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
@@ -239,58 +240,15 @@ def test_fuzz_stream_never_crashes(agent: LbAgent, chunks: list[bytes], seed_typ
 # ---------------------------------------------------------------- the run loop
 
 
-class FakeMaster:
-    """A Unix-socket AgentX master that accepts, answers Open/Register and records PDUs."""
-
-    def __init__(self, path: str, register_error: int = 0) -> None:
-        self.path = path
-        self.register_error = register_error
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(4)
-        self.srv.settimeout(5)
-
-    def read_pdu(self, conn: socket.socket) -> bytes:
-        buf = b""
-        while len(buf) < 20:
-            chunk = conn.recv(20 - len(buf))
-            if not chunk:
-                raise ConnectionError("eof")
-            buf += chunk
-        n = struct.unpack_from("!I", buf, 16)[0]
-        while len(buf) < 20 + n:
-            buf += conn.recv(20 + n - len(buf))
-        return buf
-
-    def respond(self, conn: socket.socket, pdu: bytes, error: int = 0) -> None:
-        _, _, _, _, _, tid, pid, _ = struct.unpack_from("!BBBBIIII", pdu)
-        body = struct.pack("!IHH", 0, error, 0)
-        conn.sendall(struct.pack("!BBBBIIII", 1, RESPONSE, 0x10, 0, 42, tid, pid, len(body)) + body)
-
-    def accept(self) -> tuple[socket.socket, bytes, bytes]:
-        conn, _ = self.srv.accept()
-        conn.settimeout(5)
-        open_pdu = self.read_pdu(conn)
-        assert open_pdu[1] == 1
-        self.respond(conn, open_pdu)
-        reg = self.read_pdu(conn)
-        assert reg[1] == 3
-        self.respond(conn, reg, self.register_error)
-        return conn, open_pdu, reg
-
-    def close(self) -> None:
-        self.srv.close()
-
-
 @pytest.fixture
-def master(short_tmpdir: str) -> Iterator[FakeMaster]:
-    m = FakeMaster(os.path.join(short_tmpdir, "m.sock"))
+def master(short_tmpdir: str) -> Iterator[ScriptedMaster]:
+    m = ScriptedMaster(os.path.join(short_tmpdir, "m.sock"))
     yield m
     m.close()
 
 
 @pytest.fixture
-def running(master: FakeMaster) -> Iterator[tuple[LbAgent, threading.Event, threading.Thread]]:
+def running(master: ScriptedMaster) -> Iterator[tuple[LbAgent, threading.Event, threading.Thread]]:
     a = LbAgent(master.path, ROOT, timeout_s=4, priority=100)
     a.publish(build_table(make_snapshot(), ROOT))
     stop = threading.Event()
@@ -302,7 +260,7 @@ def running(master: FakeMaster) -> Iterator[tuple[LbAgent, threading.Event, thre
     assert not t.is_alive()
 
 
-def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:
+def test_open_register_and_get_in_pieces(master: ScriptedMaster, running) -> None:
     conn, open_pdu, reg = master.accept()
     with conn:
         assert open_pdu[20] == 4  # our timeout
@@ -326,7 +284,7 @@ def test_open_register_and_get_in_pieces(master: FakeMaster, running) -> None:
         assert close[1] == CLOSE and close[20] == 5
 
 
-def test_reconnect_after_garbage_and_master_close(master: FakeMaster, running) -> None:
+def test_reconnect_after_garbage_and_master_close(master: ScriptedMaster, running) -> None:
     conn, _, _ = master.accept()
     conn.sendall(struct.pack("!BBBBIIII", 1, GET, 0x10, 0, 1, 1, 1, 0x7FFFFFFF))  # absurd length
     conn2, _, _ = master.accept()  # the agent dropped the stream and came back
@@ -342,7 +300,7 @@ def test_reconnect_after_garbage_and_master_close(master: FakeMaster, running) -
 
 
 def test_register_refused_is_retried(short_tmpdir: str) -> None:
-    m = FakeMaster(os.path.join(short_tmpdir, "r.sock"), register_error=263)
+    m = ScriptedMaster(os.path.join(short_tmpdir, "r.sock"), register_error=263)
     a = LbAgent(m.path, ROOT)
     stop = threading.Event()
     t = threading.Thread(target=a.run, args=(stop,), daemon=True)

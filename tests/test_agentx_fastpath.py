@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from pyagentx3.pdu import PDU
 
 from agentx_lb.agentx import MAX_PINS, Connection, LbAgent
-from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, parse_oid
+from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, VipColumn, parse_oid
 from agentx_lb.table import Table, build_table, encode_oid
+from fakes import FakeClock
 from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
@@ -46,19 +47,8 @@ def wire_oid(table: Table, i: int) -> bytes:
     return vb[4 : 8 + 4 * vb[4]]
 
 
-class FakeClock:
-    """A monotonic clock the test moves: every read is 1 ms after the last."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 0.001
-        return self.now
-
-
 def make_agent(**kw) -> LbAgent:
-    kw.setdefault("clock", FakeClock())
+    kw.setdefault("clock", FakeClock(step=0.001))
     return LbAgent("/nonexistent/agentx.sock", ROOT, **kw)
 
 
@@ -97,7 +87,7 @@ def test_past_the_last_cell_and_end_bounds() -> None:
     assert out == reference(table, getnext(wire_oid(table, last)))
     assert out[28:30] == struct.pack("!H", 130)  # endOfMibView
     # An end bound inside the table: the cell at the bound is not served.
-    i = table.locate(table.root_key + struct.pack("!IIII", *VIP_ENTRY, 2), True) + 3
+    i = table.locate(table.root_key + struct.pack("!IIII", *VIP_ENTRY, VipColumn.NAME), True) + 3
     bound = table.oid(i + 1)
     agent.handle(getnext(wire_oid(table, i - 1), bound))
     pdu = getnext(wire_oid(table, i), bound)
@@ -135,7 +125,7 @@ def test_a_walk_continues_on_its_table_after_a_publish() -> None:
 
 def test_a_walk_moves_to_the_newest_table_once_its_table_is_too_old() -> None:
     old, new = TABLES
-    clock = FakeClock()
+    clock = FakeClock(step=0.001)
     agent = make_agent(max_age_s=5.0, clock=clock)
     agent.publish(old)
     i = _cell(old, 2)
@@ -212,7 +202,7 @@ def test_two_walks_meeting_at_one_oid_go_on_from_the_newer_table() -> None:
 
 def test_walk_pins_are_bounded_and_dropped_when_idle_at_a_publish() -> None:
     table = TABLES[0]
-    clock = FakeClock()
+    clock = FakeClock(step=0.001)
     agent = make_agent(clock=clock, pin_idle_s=5.0)
     agent.publish(table)
     for i in range(200):  # 200 walks started, none continued

@@ -19,7 +19,7 @@ from pyagentx3.pdu import PDU
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.model import VipCounters, VipRow
-from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY, format_oid, parse_oid
+from agentx_lb.oids import AGENT, DEFAULT_ROOT, VIP_ENTRY, AgentScalar, format_oid, parse_oid
 from agentx_lb.snmpd import PrivateSnmpd, SnmpError
 from agentx_lb.table import Table, build_table
 from sharedmibs import SHARED_MIBS, require_shared_mibs
@@ -62,7 +62,7 @@ def parse(out: str) -> list[tuple[tuple[int, ...], object]]:
     return result
 
 
-AGE = ROOT + (1, 1, 5, 0)  # vppLbAgentTableAge: computed when answered
+AGE = ROOT + AGENT + (AgentScalar.TABLE_AGE, 0)  # computed when answered
 
 
 def expected(table: Table) -> list[tuple[tuple[int, ...], object]]:

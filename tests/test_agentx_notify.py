@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from agentharness import ScriptedMaster
 from agentx_lb.agentx import LbAgent
 from agentx_lb.agentx.codec import FLAG_CONTEXT, FLAG_NBO, NOTIFY, Pdu
 from agentx_lb.agentx.outbox import Outbox
@@ -19,7 +20,7 @@ from agentx_lb.notify import Notification, encode
 from agentx_lb.oids import DEFAULT_ROOT, SNMP_TRAP_OID_0, NotificationType, encode_oid
 from agentx_lb.table import build_table
 from snmpfixtures import make_snapshot
-from test_agentx import GET, FakeMaster, V, decode_response, request
+from test_agentx import GET, V, decode_response, request
 
 ROOT = DEFAULT_ROOT
 PROCESSING_ERROR = 268
@@ -30,19 +31,19 @@ def note(i: int) -> bytes:
     return encode(n, ROOT)
 
 
-def respond_to(master: FakeMaster, conn, pdu: bytes, error: int = 0) -> None:
+def respond_to(master: ScriptedMaster, conn, pdu: bytes, error: int = 0) -> None:
     master.respond(conn, pdu, error)
 
 
 @pytest.fixture
-def master(short_tmpdir: str) -> Iterator[FakeMaster]:
-    m = FakeMaster(os.path.join(short_tmpdir, "n.sock"))
+def master(short_tmpdir: str) -> Iterator[ScriptedMaster]:
+    m = ScriptedMaster(os.path.join(short_tmpdir, "n.sock"))
     yield m
     m.close()
 
 
 @pytest.fixture
-def agent(master: FakeMaster) -> Iterator[LbAgent]:
+def agent(master: ScriptedMaster) -> Iterator[LbAgent]:
     a = LbAgent(master.path, ROOT, notifications=True, outbox_max=5)
     a.publish(build_table(make_snapshot(), ROOT))
     stop = threading.Event()
@@ -70,7 +71,7 @@ def test_notify_pdu_encoding() -> None:
 
 
 def test_queued_before_registration_sent_after_and_answers_matched(
-    master: FakeMaster, agent: LbAgent
+    master: ScriptedMaster, agent: LbAgent
 ) -> None:
     agent.notify([note(1), note(2)])  # before the session exists: queued
     conn, _, _ = master.accept()
@@ -104,7 +105,7 @@ def test_queued_before_registration_sent_after_and_answers_matched(
 
 
 def test_unanswered_notifications_are_sent_again_after_reconnect(
-    master: FakeMaster, agent: LbAgent
+    master: ScriptedMaster, agent: LbAgent
 ) -> None:
     conn, _, _ = master.accept()
     agent.notify([note(1), note(2)])
@@ -142,7 +143,7 @@ def test_outbox_is_bounded_oldest_dropped_and_counted(caplog: pytest.LogCaptureF
 
 
 def test_overflow_while_unregistered_is_logged_when_sending_again(
-    master: FakeMaster, agent: LbAgent, caplog: pytest.LogCaptureFixture
+    master: ScriptedMaster, agent: LbAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="agentx_lb.agentx"):
         agent.notify([note(i) for i in range(1, 9)])  # outbox_max=5: 1..3 dropped
@@ -159,7 +160,7 @@ def test_overflow_while_unregistered_is_logged_when_sending_again(
     assert "notifications dropped count=3" in caplog.text
 
 
-def test_notifications_off_means_no_outbox(master: FakeMaster) -> None:
+def test_notifications_off_means_no_outbox(master: ScriptedMaster) -> None:
     a = LbAgent(master.path, ROOT)
     assert a.outbox is None
     a.notify([note(1)])  # a no-op, not an error

@@ -1,4 +1,6 @@
-"""Issue 15 at the responder: the age of data, walk pins by scrape time, one clock.
+"""Time at the responder: the age of data, walk pins by scrape time, one clock.
+
+docs/architecture.md: "The age rule", "TimeStamps: one clock, snmpd's".
 
 Pure: a `Responder` with an injected `now` and event clock, hand-built PDUs,
 no socket. The same promises end to end (through snmpd, with the real agent

@@ -21,6 +21,7 @@ import pytest
 
 from agentx_lb.agentx import LbAgent
 from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.memory import NoMemoryPolicy
 from agentx_lb.model import Snapshot
 from agentx_lb.oids import BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, format_oid
 from agentx_lb.pipeline import Pipeline
@@ -60,6 +61,7 @@ class Served:
             root=ROOT,
             interval_s=3600.0,
             max_stale_intervals=max_stale_intervals,
+            memory=NoMemoryPolicy(),  # leave pytest's GC alone
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.agent.run, args=(self._stop,), daemon=True)

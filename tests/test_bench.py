@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's snmpd and snmp packages",
 )
 
-# Every figure issue 7 asks for, as printed at the quick size.
+# Every figure bench/run.py reports (bench/README.md), as printed at the quick size.
 EXPECTED = [
     r"scrape 10 VIPs: VPP calls ms, min",
     r"scrape 10 VIPs: parse ms, median",

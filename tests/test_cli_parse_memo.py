@@ -17,7 +17,7 @@ DATA = Path(__file__).parent / "data" / "cli"
 
 
 def _key(parsed: ParsedVips) -> tuple[object, ...]:
-    # CliParseError compares by identity: compare what it says instead.
+    # Compare what each problem says, its text included.
     problems = tuple((p.line_no, p.line, p.reason, str(p)) for p in parsed.problems)
     return parsed.vips, problems
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 
 from agentx_lb.dumpjson import scrape_document
-from agentx_lb.errors import CliParseError
-from agentx_lb.model import Backend, Encap, LbSettings, RawScrape, Vip, VipCounters, VipRow
+from agentx_lb.model import (
+    Backend,
+    Encap,
+    LbSettings,
+    ParseProblem,
+    RawScrape,
+    Vip,
+    VipCounters,
+    VipRow,
+)
 
 
 def test_document_has_every_field_with_exact_values() -> None:
@@ -34,7 +42,7 @@ def test_document_has_every_field_with_exact_values() -> None:
     )
     raw = RawScrape(
         vips=(v4, v6),
-        problems=(CliParseError(7, "  bogus", "unexpected line in VIP header"),),
+        problems=(ParseProblem(7, "  bogus", "unexpected line in VIP header"),),
         lb_counters={},
         route_to=[],
         stats_index={"192.0.2.1/32": 12, "2001:db8::1/128": None},

@@ -1,4 +1,4 @@
-"""The emulator's CLI text in the three VPP styles (vpp-facts §2.6) and `show lb`."""
+"""The emulator's CLI text in the three VPP styles (docs/vpp.md, "CLI formats") and `show lb`."""
 
 from __future__ import annotations
 

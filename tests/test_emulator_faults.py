@@ -1,6 +1,7 @@
 """Restarts and faults as the unmodified vpp_papi client sees them.
 
-What each fault must look like: vpp-facts §1.1, §1.4, §1.6 and §2.3.
+What each fault must look like: docs/vpp.md ("Connecting", "VPP restarting",
+"vpp_papi's stats quirks", "Failures the adapter translates").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Issue 15 end to end: the real agent process, the emulated VPP, a private snmpd.
+"""Time end to end: the real agent process, the emulated VPP, a private snmpd.
+
+docs/architecture.md: "The age rule", "TimeStamps: one clock, snmpd's".
 
 * TimeStamps are snmpd's sysUpTime at the event (snmpd started well before
   the agent), and none exceeds sysUpTime after snmpd restarts;

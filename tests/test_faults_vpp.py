@@ -24,14 +24,13 @@ from agentharness import (
     CONSECUTIVE_FAILURES,
     LAST_ERROR,
     SCRAPE_FAILURES,
-    TRUTH_FALSE,
-    TRUTH_TRUE,
     VIP_COUNT,
     AgentProc,
     Served,
     wait_until,
 )
 from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.oids import TRUTH_FALSE, TRUTH_TRUE
 from agentx_lb.snmpd import PrivateSnmpd
 
 pytestmark = pytest.mark.integration

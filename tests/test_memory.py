@@ -44,7 +44,7 @@ class _Node:
 
 
 def test_the_backstop_collects_a_cycle_frozen_earlier() -> None:
-    """Issue 15: the hourly backstop used to unfreeze and never collect."""
+    """The hourly backstop collects, then freezes again (it once only unfroze)."""
     was_enabled = gc.isenabled()
     gc.disable()  # no automatic pass may do the backstop's work
     gc.unfreeze()

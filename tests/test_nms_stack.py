@@ -34,10 +34,12 @@ import pytest
 from agentx_lb.agentx import LbAgent
 from agentx_lb.clock import EventClock
 from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.memory import NoMemoryPolicy
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.snmpd import PrivateSnmpd
 from agentx_lb.vpp.source import VppSource
+from fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +60,7 @@ SCALARS: dict[str, object] = {
     "vppLbAgentConsecutiveFailures": 0,
     "vppLbConfIp4SrcAddress": "10.0.0.1",
     "vppLbConfIp6SrcAddress": "2001:db8:ff::1",
-    "vppLbConfStickyBucketsPerCore": 1024,  # 'usage: N / 1027' is 1024 + 3 (vpp-facts)
+    "vppLbConfStickyBucketsPerCore": 1024,  # 'usage: N / 1027' is 1024 + 3
     "vppLbConfFlowTimeout": 40,
 }
 
@@ -188,14 +190,6 @@ BACKENDS: dict[tuple[int, str], dict[str, object]] = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START_S
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def build_scenario(vpp: EmulatedVpp) -> None:
     """Configure and count traffic so that the tables above are what VPP shows."""
     a = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
@@ -253,7 +247,7 @@ def running_stack() -> Iterator[Stack]:
 
         source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=1.0)
         cleanup.callback(source.close)
-        clock = FakeClock()
+        clock = FakeClock(START_S)
         # One fake monotonic clock for both: table age and durations are exact.
         # The pipeline's events are stamped on a 1970 event clock (t=0 at the
         # epoch), so they predate snmpd and every TimeStamp reads 0; real
@@ -266,6 +260,7 @@ def running_stack() -> Iterator[Stack]:
             interval_s=INTERVAL_S,
             clock=clock,
             event_clock=EventClock(clock, wall=lambda: 0.0),
+            memory=NoMemoryPolicy(),  # leave pytest's GC alone
         )
         vpp.api_socket_down()
         pipeline.tick()  # fails: VPP's API is not there yet

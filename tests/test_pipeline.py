@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
-from agentx_lb import pipeline
+from agentx_lb import memory
 from agentx_lb.clock import EventClock
-from agentx_lb.errors import CliParseError, SourceDataError, SourceUnavailableError
+from agentx_lb.errors import SourceDataError, SourceUnavailableError
+from agentx_lb.memory import MemoryPolicy, NoMemoryPolicy
 from agentx_lb.model import (
     Backend,
     Encap,
     LbSettings,
+    ParseProblem,
     RawScrape,
     Snapshot,
     Vip,
@@ -28,14 +30,7 @@ from agentx_lb.model import (
 )
 from agentx_lb.oids import DEFAULT_ROOT, Oid
 from agentx_lb.pipeline import Pipeline, run_in_thread
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from fakes import FakeClock
 
 
 def vip(index: int, port: int = 80) -> Vip:
@@ -50,7 +45,7 @@ def vip(index: int, port: int = 80) -> Vip:
     )
 
 
-def raw(*vips: Vip, problems: tuple[CliParseError, ...] = (), version: str = "25.10") -> RawScrape:
+def raw(*vips: Vip, problems: tuple[ParseProblem, ...] = (), version: str = "25.10") -> RawScrape:
     return RawScrape(
         vips=vips,
         problems=problems,
@@ -88,8 +83,14 @@ def fake_reduce(r: RawScrape, state: Any, now_cs: int) -> tuple[tuple[VipRow, ..
     return rows, {"scrapes": count}
 
 
-def fake_build(snapshot: Snapshot, root: Oid) -> tuple[str, Snapshot, Oid]:
-    return ("table", snapshot, root)
+class FakeTable(tuple[object, ...]):
+    """("table", snapshot, root), with no dropped cells."""
+
+    drops = ()
+
+
+def fake_build(snapshot: Snapshot, root: Oid, previous: Any = None) -> FakeTable:
+    return FakeTable(("table", snapshot, root))
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Harness:
 
     def pipeline(self, **kw: Any) -> Pipeline:
         kw.setdefault("interval_s", 5.0)
+        kw.setdefault("memory", NoMemoryPolicy())  # leave the test process's GC alone
         return Pipeline(
             self.source,
             self.published.append,
@@ -248,8 +250,8 @@ def test_last_change_follows_backend_rows_and_state_not_flows() -> None:
 
 
 def test_parser_problems_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    bad = CliParseError(3, "  weird line", "unknown line")
-    other = CliParseError(9, "other", "unknown line")
+    bad = ParseProblem(3, "  weird line", "unknown line")
+    other = ParseProblem(9, "other", "unknown line")
     h = harness([raw(vip(1), problems=(bad,)), raw(vip(1), problems=(bad, other))])
     p = h.pipeline()
     caplog.set_level(logging.WARNING, logger="agentx_lb.pipeline")
@@ -293,6 +295,7 @@ def test_state_not_saved_when_unchanged() -> None:
         load_state=lambda path: None,
         save_state=lambda path, s, **_: h.saved.append((path, s)),
         write_due=lambda saved, _at, new, _now: new != saved,
+        memory=NoMemoryPolicy(),
     )
     p.tick()
     p.tick()
@@ -320,6 +323,7 @@ def test_state_save_failure_is_logged_and_retried(caplog: pytest.LogCaptureFixtu
         load_state=lambda path: None,
         save_state=save,
         write_due=lambda saved, _at, new, _now: new != saved,
+        memory=NoMemoryPolicy(),
     )
     p.tick()
     p.tick()  # state unchanged but not yet saved: tried again
@@ -392,6 +396,7 @@ def test_run_reraises_bugs_and_thread_sets_crashed() -> None:
         clock=h.clock,
         build_table=fake_build,
         reduce=broken_reduce,
+        memory=NoMemoryPolicy(),
     )
     with pytest.raises(KeyError):
         p.run(FakeStop(h.clock, waits=5))
@@ -418,6 +423,7 @@ def test_run_stops_when_event_set() -> None:
         clock=h.clock,
         build_table=fake_build,
         reduce=fake_reduce,
+        memory=NoMemoryPolicy(),
     )
     stop, crashed = threading.Event(), threading.Event()
     thread = run_in_thread(p, stop, crashed)
@@ -431,14 +437,16 @@ def test_run_stops_when_event_set() -> None:
 
 def test_each_publish_releases_free_heap(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(pipeline, "release_free_heap", lambda: calls.append(1) or True)
-    p = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")]).pipeline()
+    monkeypatch.setattr(memory, "release_free_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(memory, "freeze_survivors", lambda tick: None)  # the test process's GC
+    h = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")])
+    p = h.pipeline(memory=MemoryPolicy())
     p.tick()
     p.tick()
     assert calls == [1, 1]  # after a good scrape and after a failed one
 
 
-def test_tick_pauses_automatic_gc_and_restores_it() -> None:
+def test_tick_pauses_automatic_gc_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[bool] = []
 
     class GcWatchingSource(FakeSource):
@@ -448,7 +456,8 @@ def test_tick_pauses_automatic_gc_and_restores_it() -> None:
 
     h = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")])
     h.source = GcWatchingSource(h.clock, h.source.script)
-    p = h.pipeline()
+    monkeypatch.setattr(memory, "freeze_survivors", lambda tick: None)  # the test process's GC
+    p = h.pipeline(memory=MemoryPolicy())
     assert gc.isenabled()
     p.tick()  # success path
     p.tick()  # failure path

@@ -11,22 +11,20 @@ from collections.abc import Callable
 from typing import Any
 
 from agentx_lb.emulator import EmulatedVpp
+from agentx_lb.memory import MemoryPolicy, NoMemoryPolicy
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
 from agentx_lb.table import Table
 from agentx_lb.vpp.source import VppSource
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from fakes import FakeClock
 
 
 def make(
-    vpp: EmulatedVpp, state_path: str, published: list[Any], clock: Clock
+    vpp: EmulatedVpp,
+    state_path: str,
+    published: list[Any],
+    clock: FakeClock,
+    memory: MemoryPolicy | None = None,
 ) -> tuple[Pipeline, VppSource]:
     source = VppSource(vpp.stats_socket, vpp.api_socket, vpp.api_dir, timeout_s=0.5)
     pipeline = Pipeline(
@@ -37,6 +35,7 @@ def make(
         max_stale_intervals=2,
         state_path=state_path,
         clock=clock,
+        memory=memory or NoMemoryPolicy(),  # only the GC test freezes pytest's collector
     )
     return pipeline, source
 
@@ -58,7 +57,7 @@ def test_scrape_withdraw_recover_and_state_across_agent_restart(
     vpp.traffic(b, thread=1, next_packets=7)
     state_path = os.path.join(short_tmpdir, "counters.json")
     published: list[Any] = []
-    clock = Clock()
+    clock = FakeClock(50.0)
     pipeline, source = make(vpp, state_path, published, clock)
     try:
         snap = pipeline.tick()
@@ -95,7 +94,7 @@ def test_scrape_withdraw_recover_and_state_across_agent_restart(
 
     # The agent restarts, VPP does not: counters continue from the state file.
     vpp.traffic(a, thread=2, next_packets=1)
-    pipeline2, source2 = make(vpp, state_path, [], Clock())
+    pipeline2, source2 = make(vpp, state_path, [], FakeClock(50.0))
     try:
         pipeline2.tick()
         assert next_packets(pipeline2)[a] == 161
@@ -115,7 +114,9 @@ def test_incremental_tables_equal_fresh_builds_and_survivors_are_frozen(
     vpp.add_backend(a, "10.0.0.1")
     vpp.add_backend(a, "10.0.0.2")
     published: list[Any] = []
-    pipeline, source = make(vpp, os.path.join(short_tmpdir, "c.json"), published, Clock())
+    pipeline, source = make(
+        vpp, os.path.join(short_tmpdir, "c.json"), published, FakeClock(50.0), MemoryPolicy()
+    )
     try:
         gc.unfreeze()
         for step in range(4):

@@ -1,4 +1,6 @@
-"""Issue 15: when the counter state is written, and what an unclean stop costs.
+"""When the counter state is written, and what an unclean stop costs.
+
+docs/architecture.md, "The counter state file".
 
 The real reduce and write policy, a scripted source with live traffic (every
 counter moving, flows changing), a fake clock and a recording save function.
@@ -14,19 +16,13 @@ import pytest
 
 from agentx_lb.cli import serve
 from agentx_lb.clock import EventClock
-from agentx_lb.model import Backend, Encap, RawScrape, Vip
+from agentx_lb.memory import NoMemoryPolicy
+from agentx_lb.model import Backend, CounterState, Encap, RawScrape, Vip
 from agentx_lb.oids import DEFAULT_ROOT
 from agentx_lb.pipeline import Pipeline
-from agentx_lb.reduce import CounterState, reduce
+from agentx_lb.reduce import reduce
 from agentx_lb.state import DRIFT_WRITE_S, load_state, save_state, write_due
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from fakes import FakeClock
 
 
 def live(tick: int, instance: str = "i1", n: int = 3) -> RawScrape:
@@ -74,8 +70,9 @@ class Source:
 
 
 def pipeline(
-    clock: Clock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
+    clock: FakeClock, source: Any, saved: list[tuple[CounterState, bool]], **kw: Any
 ) -> Pipeline:
+    kw.setdefault("memory", NoMemoryPolicy())  # leave the test process's GC alone
     return Pipeline(
         source,
         lambda table: None,
@@ -91,7 +88,7 @@ def pipeline(
 
 
 def test_live_traffic_writes_once_in_20_s_and_once_at_stop() -> None:
-    clock, saved = Clock(), []
+    clock, saved = FakeClock(), []
     p = pipeline(clock, Source(), saved)
     for _ in range(20):  # 20 s of live traffic at a 1 s interval
         p.tick()
@@ -105,7 +102,7 @@ def test_live_traffic_writes_once_in_20_s_and_once_at_stop() -> None:
 
 
 def test_an_event_is_written_at_once_drift_once_a_minute() -> None:
-    clock, saved = Clock(), []
+    clock, saved = FakeClock(), []
     source = Source()
     p = pipeline(clock, source, saved)
     p.tick()
@@ -198,7 +195,7 @@ def test_a_typeerror_in_the_scrape_exits_nonzero_with_a_traceback(
 ) -> None:
     source = BuggySource()
     agent = IdleAgent()
-    p = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=1.0)
+    p = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=1.0, memory=NoMemoryPolicy())
     stop = threading.Event()
     caplog.set_level(logging.INFO)
     status = serve(agent, p, source, stop)

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentx_lb.model import Encap, RawScrape, Vip, VipCounters
-from agentx_lb.reduce import LB_COUNTER_NAMES, CounterState, reduce, sum_counters
+from agentx_lb.model import LB_COUNTER_NAMES, CounterState, Encap, RawScrape, Vip, VipCounters
+from agentx_lb.reduce import reduce, sum_counters
+from agentx_lb.state import from_json, to_json
 
 V1 = Vip(1, "192.0.2.1", 32, 4, Encap.GRE4, protocol=6, port=80)
 V2 = Vip(2, "192.0.2.1", 32, 4, Encap.GRE4, protocol=17, port=53)  # same prefix as V1
@@ -218,11 +219,11 @@ def test_state_json_round_trip() -> None:
     raw = _raw((V1, V3), _lb(4, {1: 9, 3: 4}), [[(0, 0), (1, 2)]], si)
     _, s1 = reduce(raw, None, 1)
     _, s2 = reduce(_raw((V1, V3), _lb(4, {1: 1}), [[(0, 0), (1, 2)]], si), s1, 2)
-    assert CounterState.from_json(s2.to_json()) == s2
+    assert from_json(to_json(s2)) == s2
     assert s2.rows[0].offsets[0] == 9
     _, s3 = reduce(_raw((V3,), _lb(4, {3: 5}), [[(0, 0), (1, 2)]], si), s2, 3)
     assert [r.absent_since_cs for r in s3.rows] == [None, 3]
-    assert CounterState.from_json(s3.to_json()) == s3
+    assert from_json(to_json(s3)) == s3
 
 
 def test_state_of_an_earlier_version_without_absence_loads() -> None:
@@ -231,7 +232,7 @@ def test_state_of_an_earlier_version_without_absence_loads() -> None:
         ' "offsets": [0,0,0,0,0,0], "last_raw": [1,2,3,4,null,null],'
         ' "route_stats_index": null, "discontinuity_cs": 5}]}'
     )
-    (row,) = CounterState.from_json(text).rows
+    (row,) = from_json(text).rows
     assert row.absent_since_cs is None
     assert row.last_raw == (1, 2, 3, 4, None, None)
 
@@ -260,7 +261,7 @@ def test_state_of_an_earlier_version_without_absence_loads() -> None:
 )
 def test_state_from_garbage_raises_value_error(text: str) -> None:
     with pytest.raises(ValueError):
-        CounterState.from_json(text)
+        from_json(text)
 
 
 # --- property: served counters never decrease while identity holds -------------

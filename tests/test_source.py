@@ -11,20 +11,13 @@ from vpp_papi.vpp_serializer import String
 
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.errors import SourceDataError, SourceUnavailableError
-from agentx_lb.model import Encap, LbSettings, VipCounters
-from agentx_lb.reduce import LB_COUNTER_NAMES, reduce, sum_counters
+from agentx_lb.model import LB_COUNTER_NAMES, Encap, LbSettings, VipCounters
+from agentx_lb.reduce import reduce, sum_counters
 from agentx_lb.vpp.papi import _OneCopyString, _ThreadQueue
 from agentx_lb.vpp.source import VppSource
+from fakes import FakeClock
 
 MakeVpp = Callable[..., EmulatedVpp]
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -226,7 +219,7 @@ def test_restart_gives_new_values_not_the_frozen_segment(
 
 
 def test_route_lookups_are_cached(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
-    clock = _Clock()
+    clock = FakeClock()
     vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
     vpp.add_vip("192.0.2.2/32", protocol=6, port=80)
     src = sources(vpp, route_refresh_s=300.0, clock=clock)
@@ -247,7 +240,7 @@ def test_route_lookups_are_cached(vpp: EmulatedVpp, sources: Callable[..., VppSo
 
 def test_route_miss_is_none(vpp: EmulatedVpp, sources: Callable[..., VppSource]) -> None:
     v = vpp.add_vip("192.0.2.1/32", protocol=6, port=80)
-    clock = _Clock()
+    clock = FakeClock()
     src = sources(vpp, route_refresh_s=300.0, clock=clock)
     src.read()
     # The FIB entry vanishes behind the VIP's back; the next refresh sees the miss.

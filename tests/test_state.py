@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentx_lb.reduce import CounterState, RowState
+from agentx_lb.model import CounterState, RowState
 from agentx_lb.state import load_state, save_state
 
 STATE = CounterState(

@@ -10,8 +10,8 @@ from vpp_papi.vpp_stats import VPPStats
 
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.errors import SourceDataError, SourceUnavailableError
-from agentx_lb.model import Encap, RawScrape, Vip
-from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow, sum_counters
+from agentx_lb.model import LB_COUNTER_NAMES, CombinedRow, Encap, RawScrape, Vip
+from agentx_lb.reduce import sum_counters
 from agentx_lb.vpp.source import ROUTE_TO, VppSource
 from agentx_lb.vpp.stats import BulkStats, StatsLockedError
 from vppfixtures import stats_client

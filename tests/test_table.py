@@ -10,9 +10,10 @@ import struct
 import pytest
 from pyagentx3.pdu import PDU
 
-from agentx_lb import table as table_mod
+from agentx_lb.logs import OnceLogger
 from agentx_lb.model import Backend, Snapshot, VipCounters
-from agentx_lb.oids import BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, parse_oid
+from agentx_lb.oids import AGENT, BACKEND_ENTRY, DEFAULT_ROOT, VIP_ENTRY, AgentScalar, parse_oid
+from agentx_lb.pipeline import log_drops
 from agentx_lb.table import build_table, is_known_object, pack_oid
 from snmpfixtures import FIXTURE_INDICES, make_snapshot
 
@@ -185,7 +186,7 @@ def _replace_row(snap: Snapshot, index: int, **counters) -> Snapshot:
 
 
 def test_bad_values_dropped_rest_served_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    table_mod._WARNED.clear()
+    once = OnceLogger(logging.getLogger("agentx_lb.pipeline"))  # as a Pipeline keeps one
     good = build_table(make_snapshot(), ROOT)
     snap = _replace_row(make_snapshot(), 5, first_packets=-1, untracked_packets=2**64)
     vip6 = snap.rows[5].vip
@@ -195,9 +196,10 @@ def test_bad_values_dropped_rest_served_logged_once(caplog: pytest.LogCaptureFix
         rows[5], vip=dataclasses.replace(vip6, backends=vip6.backends + (long_name_backend,))
     )
     snap = dataclasses.replace(snap, rows=tuple(rows))
-    with caplog.at_level(logging.DEBUG, logger="agentx_lb.table"):
+    with caplog.at_level(logging.DEBUG, logger="agentx_lb.pipeline"):
         bad = build_table(snap, ROOT)
-        build_table(snap, ROOT)
+        log_drops(once, bad.drops)  # what the pipeline does with each table it builds
+        log_drops(once, build_table(snap, ROOT).drops)
     assert bad.get(V + (15, 5)) is None
     assert bad.get(V + (16, 5)) is None
     assert bad.get(B + (5, 6, 1, 4, 10, 0, 6, 9)) is None  # buckets 2**32 rejected
@@ -231,8 +233,8 @@ def test_display_string_limits() -> None:
     snap = make_snapshot()
     h = dataclasses.replace(snap.health, vpp_version="x" * 256, last_error="é" * 300)
     t = build_table(dataclasses.replace(snap, health=h), ROOT)
-    assert t.get(ROOT + (1, 1, 2, 0)) is None  # too long: dropped
-    _, typ, val = decode(t.get(ROOT + (1, 1, 9, 0)))
+    assert t.get(ROOT + AGENT + (AgentScalar.VPP_VERSION, 0)) is None  # too long: dropped
+    _, typ, val = decode(t.get(ROOT + AGENT + (AgentScalar.LAST_ERROR, 0)))
     assert typ == 4 and len(val) == 255  # the error text is cut, not dropped
 
 

@@ -11,9 +11,9 @@
 * Per request one recv() and one send(): no select/poll per PDU. After each
   answer the loop polls the socket for up to `spin_s` (non-blocking reads,
   yielding the CPU between them) before it blocks: snmpd sends a walk's next
-  GetNext within ~20-40 us, and being put to sleep and woken for each one
-  costs more than that on a VM (the wake-up of an idle vCPU is an IPI and a
-  VM exit). The yield keeps snmpd running when both share a CPU.
+  GetNext within tens of microseconds, and being put to sleep and woken for
+  each one costs more than that on a VM (the wake-up of an idle vCPU is an
+  IPI and a VM exit; figures in bench/results). The yield keeps snmpd running when both share a CPU.
 * Stop: a watcher thread waiting on the stop event shuts the read side of the
   live socket down, which ends the blocking read at once; a registered
   session ends with a Close PDU. Idle, the loop wakes once per Ping interval.

@@ -1,4 +1,6 @@
-"""VPP's api.sock: msgbuf framing, the sockclnt handshake and dispatch (§2.2).
+"""VPP's api.sock: msgbuf framing, the sockclnt handshake and dispatch.
+
+See docs/vpp.md, "Socket framing and the handshake".
 
 Messages are packed and unpacked with vpp_papi's own serializer over the
 project's ``api/*.api.json``.  memclnt messages are numbered 1.. in file order

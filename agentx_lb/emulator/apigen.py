@@ -1,7 +1,7 @@
 """Generate the emulator's ``.api.json`` files and their message CRCs.
 
 The definitions below are written from the documented VPP 25.10 field lists
-(vpp-facts §2.4); the CRC algorithm follows vppapigen (§2.8): a message CRC is
+(docs/vpp.md, "Messages used"); the CRC algorithm follows vppapigen: a message CRC is
 ``crc32(str(fields))`` over the fields without ``_vl_msg_id``, then every
 ``vl_api_X_t`` field folds in its type's CRC, recursively.  ``EXPECTED_CRCS``
 holds the 25.10 values; ``check()`` proves the definitions reproduce them, so
@@ -495,7 +495,7 @@ MODULES: dict[str, dict[str, Any]] = {
     },
 }
 
-# VPP 25.10 CRCs (vpp-facts §2.4 and vpp_papi's bundled memclnt).
+# VPP 25.10 CRCs (as VPP 25.10 and vpp_papi's bundled memclnt list them).
 EXPECTED_CRCS: dict[str, int] = {
     "sockclnt_create": 0x455FB9C4,
     "sockclnt_create_reply": 0x35166268,

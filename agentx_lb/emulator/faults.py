@@ -1,4 +1,7 @@
-"""Fault switches read by the emulator's servers on every request (vpp-facts §6)."""
+"""Fault switches read by the emulator's servers on every request.
+
+Which faults, and why: docs/vpp.md, "What the emulator reproduces".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A writer of VPP's version-2 stats segment (vpp-facts §1.2, §1.3, §1.7).
+"""A writer of VPP's version-2 stats segment (docs/vpp.md, "Stats segment").
 
 The segment is a memfd mapped read-write here and read-only by vpp_papi's
 ``VPPStats``.  Every pointer is stored as ``BASE + offset`` so the client's

@@ -1,4 +1,6 @@
-"""VPP's stats.sock: one zero-length SEQPACKET message carrying the memfd (§1.1).
+"""VPP's stats.sock: one zero-length SEQPACKET message carrying the memfd.
+
+See docs/vpp.md, "Connecting".
 
 Each accepted connection gets ``SCM_RIGHTS [memfd]`` and is closed, exactly as
 ``stats_socket_accept_ready()`` does.  The fd comes from a callable so a

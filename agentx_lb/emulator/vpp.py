@@ -4,7 +4,7 @@
 ``StatsSocketServer`` and an ``ApiServer``.  Tests mutate it (``add_vip``,
 ``traffic``...) while the servers answer from their threads, so every public
 method takes the one model lock.  What is reproduced, and why, is in
-vpp-facts §0, §1, §2.5-2.7 and §6.
+docs/vpp.md ("What the emulator reproduces" and the sections it names).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Parse the lb plugin's CLI text: `show lb vips verbose` and `show lb`.
 
-Pure: standard library only. Every VPP style is understood (vpp-facts §2.6):
+Pure: standard library only. Every VPP style is understood (docs/vpp.md, "CLI formats"):
 
 * 20.09-22.10: `` ip4-gre4 [1] 192.0.2.1/32``, backends ``A 512 buckets   54 flows  dpo:18 used``;
 * 23.02-26.06: the header may carry `` src_ip_sticky``;
@@ -12,7 +12,7 @@ so ``  counters:`` follows on the same line. All-port VIPs have no
 ``protocol:`` line (protocol 255, port 0). Lines may end in CRLF (vppctl).
 
 The lenient parser skips a whole VIP block when one of its lines is not
-understood and records a `CliParseError`; the other VIPs are still returned.
+understood and records a `ParseProblem`; the other VIPs are still returned.
 
 `VipParser` keeps what the last parse found per VIP block, so a scrape of
 10,000 VIPs re-parses only the blocks that changed, apart from their printed
@@ -30,7 +30,15 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from agentx_lb.errors import CliParseError
-from agentx_lb.model import PORT_ANY, PROTOCOL_ANY, Backend, Encap, LbSettings, Vip
+from agentx_lb.model import (
+    PORT_ANY,
+    PROTOCOL_ANY,
+    Backend,
+    Encap,
+    LbSettings,
+    ParseProblem,
+    Vip,
+)
 
 __all__ = [
     "ParsedVips",
@@ -73,7 +81,7 @@ class ParsedVips(NamedTuple):
     """Result of the lenient parser: the VIPs understood and the problems seen."""
 
     vips: tuple[Vip, ...]
-    problems: tuple[CliParseError, ...]
+    problems: tuple[ParseProblem, ...]
 
 
 def _lines(text: str) -> list[str]:
@@ -191,7 +199,7 @@ class _Block:
     """Accumulates one VIP block; `fail()` marks it unusable with the first problem."""
 
     def __init__(self, line_no: int, line: str, header: _Header) -> None:
-        self.problem: CliParseError | None = None
+        self.problem: ParseProblem | None = None
         self.line_no = line_no
         self.index = header.index
         self.type_name = header.type_name
@@ -217,7 +225,7 @@ class _Block:
 
     def fail(self, line_no: int, line: str, reason: str) -> None:
         if self.problem is None:
-            self.problem = CliParseError(line_no, line, reason)
+            self.problem = ParseProblem(line_no, line, reason)
 
     def feed(self, line_no: int, line: str, s: str) -> None:
         """One non-blank line inside the block (`s`: the line stripped)."""
@@ -311,7 +319,7 @@ class _Block:
         )
 
 
-def _parse_block(block: str, header: _Header) -> tuple[Vip | CliParseError, tuple[str, ...]]:
+def _parse_block(block: str, header: _Header) -> tuple[Vip | ParseProblem, tuple[str, ...]]:
     """One VIP block (its first line is the header) -> its Vip or its first problem.
 
     Line numbers are relative to the block (the header is line 1). Also returns
@@ -490,25 +498,25 @@ class VipParser:
     def __init__(self) -> None:
         self._headers: dict[str, _Header | None] = {}  # header line -> parse
         self._known: dict[str, _Known] = {}  # block text before the counters
-        self._whole: dict[str, Vip | CliParseError] = {}  # other blocks, whole text
+        self._whole: dict[str, Vip | ParseProblem] = {}  # other blocks, whole text
 
     def parse(self, text: str) -> ParsedVips:
         """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported)."""
         vips: list[Vip] = []
-        problems: list[CliParseError] = []
+        problems: list[ParseProblem] = []
         seen: set[int] = set()
         line_numbers = _LineNumbers(text)
         starts = self._block_starts(text)
         first = starts[0][0] if starts else len(text)
         for line_no, line in enumerate(_lines(text[:first]), start=1):
             if line.strip():
-                problems.append(CliParseError(line_no, line, "line outside any VIP block"))
+                problems.append(ParseProblem(line_no, line, "line outside any VIP block"))
         known_before, known_now = self._known, {}
         whole_before, whole_now = self._whole, {}
         ends = [start for start, _ in starts[1:]]
         ends.append(len(text))
         for (start, header), end in zip(starts, ends):
-            result: Vip | CliParseError | None = None
+            result: Vip | ParseProblem | None = None
             m = _COUNTER_LINES.search(text, start, end)
             if m is not None:
                 head = text[start : m.start(1)]
@@ -538,7 +546,7 @@ class VipParser:
             if isinstance(result, Vip):
                 if result.index in seen:
                     problems.append(
-                        CliParseError(
+                        ParseProblem(
                             line_numbers.at(start), "", f"duplicate VIP index {result.index}"
                         )
                     )
@@ -547,7 +555,7 @@ class VipParser:
                     vips.append(result)
             else:
                 base = line_numbers.at(start) - 1
-                problems.append(CliParseError(base + result.line_no, result.line, result.reason))
+                problems.append(ParseProblem(base + result.line_no, result.line, result.reason))
         self._known, self._whole = known_now, whole_now
         return ParsedVips(tuple(vips), tuple(problems))
 
@@ -589,7 +597,8 @@ def parse_vips_strict(text: str) -> tuple[Vip, ...]:
     """Parse `show lb vips verbose`; raise the first `CliParseError`."""
     parsed = parse_vips(text)
     if parsed.problems:
-        raise min(parsed.problems, key=lambda p: p.line_no)
+        first = min(parsed.problems, key=lambda p: p.line_no)
+        raise CliParseError(first.line_no, first.line, first.reason)
     return parsed.vips
 
 

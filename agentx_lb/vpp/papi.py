@@ -12,8 +12,8 @@ several MB:
 * `cli_inband_reply` gets a short repr and decodes its text with one copy;
 
 and adds `call_many`: thousands of requests of one kind back to back on the
-socket (vpp_papi makes one round trip per call; 10,000 `ip_route_lookup`s took
-2.2-2.5 s that way against a real VPP), where a late answer costs only itself.
+socket (vpp_papi makes one round trip per call, which at thousands of VIPs is
+seconds of waiting), where a late answer costs only itself.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 With `vpp/papi.py` and `vpp/stats.py` the only modules importing vpp_papi.
 Everything it returns is a `RawScrape` of plain ints, strings and tuples;
-everything it raises is a `SourceError` (`raise ... from exc`), per vpp-facts §1-§5:
+everything it raises is a `SourceError` (`raise ... from exc`), per docs/vpp.md:
 
 * API (`VPPApiClient`, one per VppSource): `cli_inband("show lb vips verbose")`
   for the VIPs (the only source of the pool index), `cli_inband("show lb")` for
@@ -40,8 +40,7 @@ from typing import Any
 from vpp_papi.vpp_papi import VPPApiError, VPPIOError, VPPRuntimeError, VPPValueError
 
 from agentx_lb.errors import SourceDataError, SourceError, SourceUnavailableError
-from agentx_lb.model import RawScrape, Vip
-from agentx_lb.reduce import LB_COUNTER_NAMES, CombinedRow
+from agentx_lb.model import LB_COUNTER_NAMES, CombinedRow, RawScrape, Vip
 from agentx_lb.vpp.cli_parse import VipParser, parse_lb_settings, parse_lb_vip_count
 from agentx_lb.vpp.papi import (
     ROUTE_LOOKUP_CRC,

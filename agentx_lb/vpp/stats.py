@@ -1,6 +1,6 @@
 """BulkStats: vpp_papi's VPPStats with a bounded lock and a bulk `dump()`.
 
-vpp_papi 2.4.2 (vpp-facts §1) decodes every counter element into Python
+vpp_papi 2.4.2 (docs/vpp.md, "Stats segment") decodes every counter element into Python
 objects (a `StatsTuple` per combined element: `/net/route/to` alone is about
 90,000 entries x threads at 10,000 VIPs) and spins forever on a stuck
 `in_progress` or a corrupt vector. This subclass keeps its connection,
@@ -33,7 +33,7 @@ from typing import Any
 from vpp_papi.vpp_stats import StatsLock, VPPStats, recv_fd
 
 from agentx_lb.errors import SourceDataError
-from agentx_lb.reduce import CombinedRow
+from agentx_lb.model import CombinedRow
 
 __all__ = ["BulkStats", "StatsChangingError", "StatsLockedError"]
 
