@@ -7,7 +7,8 @@
 #                     installed under PREFIX (bin/vpp with the lb plugin; root)
 #   ./setup.sh deb    build dist/agentx-lb_<version>_all.deb with Debian's tools, then lintian
 #   ./setup.sh check  install the test extra (pinned ruff, mypy), then scripts/check:
-#                     ruff lint, ruff format --check, mypy strict (CI runs it before the tests)
+#                     ruff lint, ruff format --check, mypy (strict on the package,
+#                     relaxed on tests and bench; CI runs it before the tests)
 # It installs Debian's net-snmp (snmpd, snmp; for `test` also smitools, snmptrapd
 # (the notification tests' receiver) and prometheus-snmp-exporter, and tmux for the `top` test), creates .venv and installs agentx-lb into it. Nothing is started system-wide.
 # `deb` installs the build tools instead (debhelper, dh-virtualenv, lintian) and needs no .venv.

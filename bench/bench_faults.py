@@ -84,9 +84,14 @@ def vpp_up_and_restart() -> None:
         rig.close()
 
 
+def _handshake_hang(v: EmulatedVpp) -> None:
+    v.faults.handshake_hang = True
+    v.restart()
+
+
 def hangs() -> None:
     faults: dict[str, Callable[[EmulatedVpp], None]] = {
-        "handshake": lambda v: (setattr(v.faults, "handshake_hang", True), v.restart()),
+        "handshake": _handshake_hang,
         "cli_call": lambda v: setattr(v.faults, "hang", {"cli_inband"}),
         "in_progress": lambda v: v.set_in_progress(1),
         "corrupt_vector": lambda v: v.corrupt_vector("packet from existing sessions"),
@@ -94,11 +99,18 @@ def hangs() -> None:
     for name, inject in faults.items():
         rig = Rig()
         try:
-            wait_until(lambda rig=rig: rig.served.column(COL_NEXT) == {rig.a: 100}, 30)
+
+            def counting(rig: Rig = rig) -> bool:
+                return rig.served.column(COL_NEXT) == {rig.a: 100}
+
+            def withdrawn(rig: Rig = rig) -> bool:
+                return rig.served.scalars().get(VIP_COUNT) == 0
+
+            wait_until(counting, 30)
             t0 = time.monotonic()
             inject(rig.vpp)
             cpu = rig.agent.cpu_fraction(5.0)
-            wait_until(lambda rig=rig: rig.served.scalars().get(VIP_COUNT) == 0, 30, step_s=0.02)
+            wait_until(withdrawn, 30, step_s=0.02)
             report(f"hang_{name}_cpu", cpu, "core")
             report(f"hang_{name}_withdrawn_s", time.monotonic() - t0, "s")
             if name == "cli_call":

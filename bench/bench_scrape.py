@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -78,6 +79,11 @@ def _serve(n_vips: int, churn: float, conn: Connection) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _after_tick(tick: int) -> None:
+    freeze_survivors(tick)
+    release_free_heap()
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     w, c = time.perf_counter(), time.process_time()
     result = fn()
@@ -117,14 +123,12 @@ def _bench(n_vips: int, repeat: int, churn: float) -> tuple[list[dict[str, float
             # it; the survivors frozen and the free heap returned after it.
             with gc_paused():
                 raw, read_w, read_c = _timed(src.read)
-                (rows, state), red_w, red_c = _timed(
-                    lambda raw=raw, state=state, i=i: reduce(raw, state, i + 1)
-                )
+                (rows, state), red_w, red_c = _timed(partial(reduce, raw, state, i + 1))
                 snapshot = Snapshot(rows, raw.settings, Health(vpp_connected=True))
                 table, tab_w, tab_c = _timed(
-                    lambda s=snapshot, prev=table: build_table(s, DEFAULT_ROOT, previous=prev)
+                    partial(build_table, snapshot, DEFAULT_ROOT, previous=table)
                 )
-            _, after_w, after_c = _timed(lambda i=i: (freeze_survivors(i + 1), release_free_heap()))
+            _, after_w, after_c = _timed(partial(_after_tick, i + 1))
             t = raw.timings_ms
             rounds.append(
                 {

@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import time
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,7 +38,7 @@ def child(n_vips: int, backends: int, rounds: int) -> None:
 
     snap = make_snapshot(indices=range(1, n_vips + 1), backends_per_vip=backends)
     table = build_table(snap, DEFAULT_ROOT)
-    kw = {}
+    kw: dict[str, Any] = {}
     if "max_age_s" in inspect.signature(LbAgent).parameters:
         kw["max_age_s"] = math.inf  # a static table: its rows never age out here
     agent = LbAgent("/nonexistent/agentx.sock", DEFAULT_ROOT, **kw)
@@ -54,7 +55,9 @@ def child(n_vips: int, backends: int, rounds: int) -> None:
     for pid in range(len(table)):
         pdu = getnext(start, pid)
         pdus.append(pdu)
-        vb = agent.handle(pdu)[28:]
+        out = agent.handle(pdu)
+        assert out is not None
+        vb = out[28:]
         start = vb[4 : 8 + 4 * vb[4]]
     # As the session loop calls it: `handle(pdu)` in the first releases, then
     # `answer(pdu, now)` with one clock read per PDU.

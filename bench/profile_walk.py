@@ -83,7 +83,12 @@ def serve(kind: str, socket_path: str, n: int, switch_s: float) -> None:
 
     table = _table(n)
     stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    def stop_at_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=stop_at_eof, daemon=True).start()
     sys.setswitchinterval(switch_s)  # what `agentx-lb run` sets (cli.GIL_SWITCH_S)
     if kind == "ours":
         agent = agentx.LbAgent(socket_path, DEFAULT_ROOT, max_age_s=math.inf)
@@ -173,7 +178,10 @@ class Served:
         self.kind = kind
         self.snmpd = PrivateSnmpd(tempfile.mkdtemp(prefix=kind[:4], dir=work))
         self.snmpd.start()
+        self.walks: list[dict[str, float]] = []
+        self.proc: subprocess.Popen[bytes] | subprocess.Popen[str]
         if kind == "real":
+            assert emu is not None
             stats_sock, api_sock, api_dir, _ = emu
             cmd = [
                 sys.executable,
@@ -200,7 +208,6 @@ class Served:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=REPO
             )
-            self.walks = []
             return
         if kind == "netsnmpagent":
             cmd = [
@@ -222,17 +229,18 @@ class Served:
                 "--switch-s",
                 str(switch_s),
             ]
-        self.proc = subprocess.Popen(
+        self.proc = proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
         )
-        self.proc.stdout.readline()
-        self.walks: list[dict[str, float]] = []
+        assert proc.stdout is not None
+        proc.stdout.readline()
 
     def stop(self) -> None:
         if self.kind == "netsnmpagent":
             self.proc.send_signal(signal.SIGTERM)
         if self.kind == "real":
             self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.stdin is not None
         self.proc.stdin.close()
         try:
             self.proc.wait(5)
@@ -265,6 +273,7 @@ def _wait_serving(s: Served, first: str) -> None:
 def walk(s: Served, table_oid: str, spy: str | None) -> dict[str, float]:
     """One bulk walk with the CPU split of agent, snmpd and client."""
     apid, spid = s.proc.pid, s.snmpd.pid
+    assert spid is not None
     u0 = user_sys_s(apid)
     spy_proc = None
     if spy:
@@ -429,6 +438,7 @@ def measure(
         for s in served:
             s.stop()
         if emu_proc is not None:
+            assert emu_conn is not None
             emu_conn.send("stop")
             emu_proc.join(60)
         shutil.rmtree(work, ignore_errors=True)

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -186,13 +186,25 @@ def probe_latency(address: tuple[str, int], oid: tuple[int, ...], duration_s: fl
 # ---------------------------------------------------------------- processes
 
 
+class AgentProc(subprocess.Popen[bytes]):
+    """An agent's process; `state_file` is where ours writes its counter state."""
+
+    state_file = ""  # the peers keep no state
+
+
 @dataclass
 class Served:
     kind: str
     snmpd: Any
-    proc: subprocess.Popen | None = None
+    proc: AgentProc | None = None
     walks: list[dict[str, float]] = field(default_factory=list)
     capped: bool = False
+
+    @property
+    def agent(self) -> AgentProc:
+        """`proc`, started."""
+        assert self.proc is not None, self.kind
+        return self.proc
 
 
 def _oid(text: str) -> tuple[int, ...]:
@@ -201,7 +213,7 @@ def _oid(text: str) -> tuple[int, ...]:
 
 def start_agent(
     kind: str, snmpd: Any, work: str, emu: tuple, cells_file: str, interval_s: float
-) -> subprocess.Popen:
+) -> AgentProc:
     if kind == "ours":
         stats_sock, api_sock, api_dir, _ = emu
         state = tempfile.mkdtemp(prefix="state-", dir=work)
@@ -234,14 +246,14 @@ def start_agent(
             cells_file,
             snmpd.agentx_socket,
         ]
-    proc = subprocess.Popen(
+    proc = AgentProc(
         cmd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=REPO,
     )
-    proc.state_file = os.path.join(state, "counters.json") if kind == "ours" else ""  # type: ignore[attr-defined]
+    proc.state_file = os.path.join(state, "counters.json") if kind == "ours" else ""
     return proc
 
 
@@ -311,11 +323,12 @@ def state_write_ms(emu: tuple) -> tuple[float, int]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def wait_serving(snmpd: Any, oid: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+def wait_serving(snmpd: Any, oid: str, proc: AgentProc, timeout_s: float = 120) -> None:
+    cmd = cast(list[str], proc.args)  # start_agent gives a list
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"agent exited rc={proc.returncode}: {proc.args[:3]}")
+            raise RuntimeError(f"agent exited rc={proc.returncode}: {cmd[:3]}")
         out = subprocess.run(
             ["snmpget", "-v2c", "-c", "public", "-t", "1", "-r", "0", "-On", snmpd.address, oid],
             capture_output=True,
@@ -326,10 +339,10 @@ def wait_serving(snmpd: Any, oid: str, proc: subprocess.Popen, timeout_s: float 
         if "No Such" not in out and " = " in out:
             return
         time.sleep(0.2)
-    raise RuntimeError(f"agent not serving {oid} after {timeout_s}s: {proc.args[:3]}")
+    raise RuntimeError(f"agent not serving {oid} after {timeout_s}s: {cmd[:3]}")
 
 
-def stop_proc(proc: subprocess.Popen | None) -> None:
+def stop_proc(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
@@ -342,7 +355,7 @@ def stop_proc(proc: subprocess.Popen | None) -> None:
 
 def walk(s: Served, table_oid: str, expected: int) -> None:
     """One capped bulk walk; records wall, varbinds, snmpd and agent CPU; checks order."""
-    c0, a0, t0 = cpu_s(s.snmpd.pid), cpu_s(s.proc.pid), time.perf_counter()
+    c0, a0, t0 = cpu_s(s.snmpd.pid), cpu_s(s.agent.pid), time.perf_counter()
     try:
         proc = subprocess.run(
             [
@@ -378,12 +391,12 @@ def walk(s: Served, table_oid: str, expected: int) -> None:
                 "varbinds": float(got),
                 "wall_lower_bound": CAP_S * expected / max(got, 1),
                 "snmpd_cpu": cpu_s(s.snmpd.pid) - c0,
-                "agent_cpu": cpu_s(s.proc.pid) - a0,
+                "agent_cpu": cpu_s(s.agent.pid) - a0,
             }
         )
         return
     wall = time.perf_counter() - t0
-    snmpd_cpu, agent_cpu = cpu_s(s.snmpd.pid) - c0, cpu_s(s.proc.pid) - a0
+    snmpd_cpu, agent_cpu = cpu_s(s.snmpd.pid) - c0, cpu_s(s.agent.pid) - a0
     lines = proc.stdout.splitlines()
     prev: tuple[int, ...] = ()
     for line in lines:
@@ -491,14 +504,14 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
             s = served[kind] = Served(kind, snmpd)
             s.proc = start_agent(kind, snmpd, work, emu, cells_file, 3600)
         for s in served.values():
-            wait_serving(s.snmpd, first, s.proc)
+            wait_serving(s.snmpd, first, s.agent)
         log(f"  {n} VIPs: all agents serving {expected:,} VIP-table varbinds")
 
         # Idle: no polls, table unchanged (interval 3600 s: the first scrape is done).
-        c0 = {k: cpu_s(s.proc.pid) for k, s in served.items()}
+        c0 = {k: cpu_s(s.agent.pid) for k, s in served.items()}
         time.sleep(idle_s)
         out["idle_cpu_pct"] = {
-            k: 100 * (cpu_s(s.proc.pid) - c0[k]) / idle_s for k, s in served.items()
+            k: 100 * (cpu_s(s.agent.pid) - c0[k]) / idle_s for k, s in served.items()
         }
 
         for rep in range(REPS):
@@ -507,7 +520,7 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
                     walk(s, table_oid, expected)
             log(f"  {n} VIPs: walk round {rep + 1}/{REPS} done")
         out["walk"] = {k: summarise(s) for k, s in served.items()}
-        out["rss_mb"] = {k: status_mb(s.proc.pid) for k, s in served.items()}
+        out["rss_mb"] = {k: status_mb(s.agent.pid) for k, s in served.items()}
 
         ours = served["ours"]
         host, port = ours.snmpd.address.split(":")
@@ -518,8 +531,8 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
         # Refreshing: the same agent with a 1 s interval, under live traffic.
         stop_proc(ours.proc)
         ours.proc = start_agent("ours", ours.snmpd, work, emu, cells_file, 1)
-        wait_serving(ours.snmpd, first, ours.proc)
-        live = LiveTraffic(emu_conn, ours.proc.state_file)
+        wait_serving(ours.snmpd, first, ours.agent)
+        live = LiveTraffic(emu_conn, ours.agent.state_file)
         time.sleep(2.5)  # let refreshes start
         writes_before, ticks_before = live.writes, live.ticks
         refresh_win = probe_windows((host, int(port)), probe_oid, probe_windows_n)
@@ -533,8 +546,8 @@ def bench_size(n: int, idle_s: float, probe_windows_n: int, log: Any) -> dict[st
         out["refresh_walk"] = summarise(ours)
         out["state_write_ms"], out["state_bytes"] = state_write_ms(emu)
         # Steady state: after the walks, with a scrape every second meanwhile.
-        out["refresh_rss_mb"] = status_mb(ours.proc.pid)
-        out["refresh_peak_rss_mb"] = status_mb(ours.proc.pid, "VmHWM")
+        out["refresh_rss_mb"] = status_mb(ours.agent.pid)
+        out["refresh_peak_rss_mb"] = status_mb(ours.agent.pid, "VmHWM")
         out["probe"] = {
             "static_median_ms": 1000 * statistics.median(static_lat),
             "static_max_ms": 1000 * max(static_lat),

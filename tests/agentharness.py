@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -129,13 +129,13 @@ class AgentProc:
         self._reader.start()
 
     @classmethod
-    def for_vpp(cls, vpp_dir: str, agentx_socket: str, state_dir: str, **kw: object) -> AgentProc:
+    def for_vpp(cls, vpp_dir: str, agentx_socket: str, state_dir: str, **kw: Any) -> AgentProc:
         return cls(
             api_socket=os.path.join(vpp_dir, "api.sock"),
             stats_socket=os.path.join(vpp_dir, "stats.sock"),
             agentx_socket=agentx_socket,
             state_dir=state_dir,
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
 
     @property
@@ -295,6 +295,16 @@ class Served:
 
     def names(self) -> dict[int, int | str]:
         return self.column(COL_NAME)
+
+    def numbers(self, col: int) -> dict[int, int]:
+        """column() of an integer column (counters, TimeStamps): {vip index: int}."""
+        return {index: num(value) for index, value in self.column(col).items()}
+
+
+def num(value: int | str) -> int:
+    """An integer value read by Served (a counter, a TimeStamp, a count)."""
+    assert isinstance(value, int), value
+    return value
 
 
 # ---------------------------------------------------------------- fake AgentX master

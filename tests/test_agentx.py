@@ -191,6 +191,7 @@ def test_unknown_and_set_pdus(agent: LbAgent) -> None:
     assert agent.handle(struct.pack("!BBBBIIII", 1, 99, 0x10, 0, 1, 1, 1, 0)) is None
     assert agent.handle(struct.pack("!BBBBIIII", 2, GET, 0x10, 0, 1, 1, 1, 0)) is None
     out = agent.handle(struct.pack("!BBBBIIII", 1, 8, 0x10, 0, 1, 1, 1, 0))
+    assert out is not None
     assert struct.unpack_from("!HH", out, 24) == (17, 1)  # testSet: notWritable
 
 

@@ -68,6 +68,7 @@ def test_sequential_walk_is_fast_and_equal() -> None:
     for k in range(len(table)):
         out = agent.handle(pdu)
         assert out == reference(table, pdu)
+        assert out is not None
         vb = out[28:]
         seen.append(vb[4 : 8 + 4 * vb[4]])
         pdu = getnext(seen[-1], packet_id=k + 8)
@@ -85,6 +86,7 @@ def test_past_the_last_cell_and_end_bounds() -> None:
     agent.handle(getnext(wire_oid(table, last - 1)))  # ... then at last
     out = agent.handle(getnext(wire_oid(table, last)))
     assert out == reference(table, getnext(wire_oid(table, last)))
+    assert out is not None
     assert out[28:30] == struct.pack("!H", 130)  # endOfMibView
     # An end bound inside the table: the cell at the bound is not served.
     i = table.locate(table.root_key + struct.pack("!IIII", *VIP_ENTRY, VipColumn.NAME), True) + 3
@@ -93,6 +95,7 @@ def test_past_the_last_cell_and_end_bounds() -> None:
     pdu = getnext(wire_oid(table, i), bound)
     out = agent.handle(pdu)
     assert out == reference(table, pdu)
+    assert out is not None
     assert out[28:30] == struct.pack("!H", 130)
 
 
@@ -101,8 +104,9 @@ def _cell(table: Table, index: int, column: int = 2) -> int:
     return table.locate(table.root_key + struct.pack("!IIIII", *VIP_ENTRY, column, index), True)
 
 
-def _head(out: bytes) -> bytes:
+def _head(out: bytes | None) -> bytes:
     """The wire OID of a one-varbind answer: where its walk goes on from."""
+    assert out is not None
     vb = out[28:]
     return vb[4 : 8 + 4 * vb[4]]
 
@@ -178,6 +182,7 @@ def test_a_row_by_row_walk_continues_on_its_table_after_a_publish() -> None:
     assert out == reference(old, pdu)
     agent.publish(new)
     for k in range(5):  # rows 2..6: `old` has 1..12, `new` only 1, 2, 7
+        assert out is not None
         decoder = PDU()
         decoder.set_decode_buf(out[28:])
         starts = [encode_oid(parse_oid(decoder.decode_value()[0]["name"])) for _ in columns]
@@ -266,6 +271,7 @@ def test_any_sequence_equals_the_walk_model(steps: list[tuple]) -> None:
         pdu = getnext(start, end, packet_id=pid)
         out = agent.handle(pdu)
         assert out == reference(on[0], pdu)
+        assert out is not None
         vb = out[28:]
         if struct.unpack_from("!H", vb)[0] < 128:  # a value, not an exception: walk on from it
             last = vb[4 : 8 + 4 * vb[4]]
@@ -304,7 +310,12 @@ def test_recv_one_pdu_per_read_and_split_reads() -> None:
         conn.sendall(a)
         assert session.recv_blocking() == a  # whole PDU in one read
         conn.sendall(b[:10])  # the rest arrives while recv_blocking waits
-        rest = threading.Timer(0.05, lambda: (conn.sendall(b[10:30]), conn.sendall(b[30:])))
+
+        def send_rest() -> None:
+            conn.sendall(b[10:30])
+            conn.sendall(b[30:])
+
+        rest = threading.Timer(0.05, send_rest)
         rest.start()
         assert session.recv_blocking() == b
         rest.join()
@@ -338,7 +349,12 @@ def test_spinning_read_falls_back_to_a_blocking_read() -> None:
     """Nothing within the spin: the read blocks until the PDU comes (split ones too)."""
     a = getnext(encode_oid(ROOT), packet_id=1)
     with _master() as (session, conn):
-        sender = threading.Timer(0.1, lambda: (conn.sendall(a[:10]), conn.sendall(a[10:])))
+
+        def send_split() -> None:
+            conn.sendall(a[:10])
+            conn.sendall(a[10:])
+
+        sender = threading.Timer(0.1, send_split)
         sender.start()
         t0 = time.monotonic()
         assert session.recv_blocking(1000) == a

@@ -233,8 +233,10 @@ def test_publish_mid_walk_each_walk_sees_one_table(served) -> None:
             for oid, value in parse(out):
                 col, index = oid[len(V)], oid[len(V) + 1]
                 if col == 14:
+                    assert isinstance(value, int)
                     bases.add(value - index)
                 elif col == 16:
+                    assert isinstance(value, int)
                     bases.add((value - index) // 2)
             assert len(bases) == 1 and bases <= {1000, 2000}, bases
 

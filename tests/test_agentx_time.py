@@ -31,8 +31,9 @@ def request(ptype: int, start: bytes, end: tuple = ROOT_END, packet_id: int = 7)
     return struct.pack("!BBBBIIII", 1, ptype, 0x10, 0, 42, 3, packet_id, len(payload)) + payload
 
 
-def varbind(out: bytes) -> tuple[int, bytes, bytes]:
+def varbind(out: bytes | None) -> tuple[int, bytes, bytes]:
     """(type, wire OID, value) of the first varbind of a Response."""
+    assert out is not None
     vb = out[28:]
     end = 8 + 4 * vb[4]
     return struct.unpack_from("!H", vb)[0], vb[4:end], vb[end:]

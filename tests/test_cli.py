@@ -207,9 +207,9 @@ def _main_as_nobody(argv: list[str]) -> tuple[int, str]:
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-            err = io.StringIO()
-            rc = cli.main(argv, environ={}, stdout=io.StringIO(), stderr=err)
-            os.write(w, f"{rc}\n{err.getvalue()}".encode())
+            stderr = io.StringIO()
+            rc = cli.main(argv, environ={}, stdout=io.StringIO(), stderr=stderr)
+            os.write(w, f"{rc}\n{stderr.getvalue()}".encode())
             status = 0
         finally:
             os._exit(status)
@@ -281,6 +281,13 @@ class FakeSource:
         self.closed = True
 
 
+def _serve(
+    agent: FakeAgent, pipeline: FakePipeline, source: FakeSource, stop: threading.Event
+) -> int:
+    """cli.serve with the fakes, which stand in for LbAgent, Pipeline and VppSource."""
+    return cli.serve(agent, pipeline, source, stop)  # type: ignore[arg-type]  # duck-typed fakes
+
+
 def test_serve_stops_cleanly_on_stop_event() -> None:
     stop = threading.Event()
     pipeline, source = FakePipeline(), FakeSource()
@@ -291,7 +298,7 @@ def test_serve_stops_cleanly_on_stop_event() -> None:
 
     t = threading.Thread(target=stopper)
     t.start()
-    assert cli.serve(FakeAgent(), pipeline, source, stop) == 0
+    assert _serve(FakeAgent(), pipeline, source, stop) == 0
     t.join()
     assert source.closed
     assert pipeline.closed
@@ -299,13 +306,13 @@ def test_serve_stops_cleanly_on_stop_event() -> None:
 
 def test_serve_exits_1_when_scrape_thread_crashes() -> None:
     stop = threading.Event()
-    assert cli.serve(FakeAgent(), FakePipeline(crash=True), FakeSource(), stop) == 1
+    assert _serve(FakeAgent(), FakePipeline(crash=True), FakeSource(), stop) == 1
 
 
 def test_serve_exits_1_when_agent_crashes() -> None:
     stop = threading.Event()
     source = FakeSource()
-    assert cli.serve(FakeAgent(crash=True), FakePipeline(), source, stop) == 1
+    assert _serve(FakeAgent(crash=True), FakePipeline(), source, stop) == 1
     assert stop.is_set()
     assert source.closed
 

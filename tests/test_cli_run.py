@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -94,8 +94,10 @@ def test_sigterm_with_nothing_running(short_tmpdir: str, agents: list[Agent]) ->
     assert "stopped status=0" in log
 
 
-def test_sigterm_while_vpp_hangs(make_vpp: object, short_tmpdir: str, agents: list[Agent]) -> None:
-    vpp: EmulatedVpp = make_vpp(workers=2)  # type: ignore[operator]
+def test_sigterm_while_vpp_hangs(
+    make_vpp: Callable[..., EmulatedVpp], short_tmpdir: str, agents: list[Agent]
+) -> None:
+    vpp: EmulatedVpp = make_vpp(workers=2)
     vpp.faults.handshake_hang = True  # the API socket accepts and never answers
     agent = Agent(
         ["run", *_flags(str(vpp.run_dir), os.path.join(short_tmpdir, "ax.sock"), short_tmpdir)]
@@ -109,9 +111,12 @@ def test_sigterm_while_vpp_hangs(make_vpp: object, short_tmpdir: str, agents: li
 
 
 def test_run_serves_vpp_through_snmpd_and_keeps_state(
-    make_vpp: object, snmpd: PrivateSnmpd, short_tmpdir: str, agents: list[Agent]
+    make_vpp: Callable[..., EmulatedVpp],
+    snmpd: PrivateSnmpd,
+    short_tmpdir: str,
+    agents: list[Agent],
 ) -> None:
-    vpp: EmulatedVpp = make_vpp(workers=2)  # type: ignore[operator]
+    vpp: EmulatedVpp = make_vpp(workers=2)
     index = vpp.add_vip("192.0.2.7/32", protocol=6, port=443)
     vpp.add_backend(index, "10.0.0.7")
     vpp.traffic(index, thread=2, next_packets=1234, first_packets=5)
@@ -139,8 +144,8 @@ def test_run_serves_vpp_through_snmpd_and_keeps_state(
     assert os.path.exists(os.path.join(state_dir, "counters.json"))
 
 
-def test_dump_prints_json(make_vpp: object) -> None:
-    vpp: EmulatedVpp = make_vpp(workers=2)  # type: ignore[operator]
+def test_dump_prints_json(make_vpp: Callable[..., EmulatedVpp]) -> None:
+    vpp: EmulatedVpp = make_vpp(workers=2)
     index = vpp.add_vip("2001:db8::1/128", protocol=17, port=53, encap="gre6")
     vpp.add_backend(index, "2001:db8:1::1")
     vpp.traffic(index, thread=1, next_packets=10)
@@ -155,9 +160,9 @@ def test_dump_prints_json(make_vpp: object) -> None:
     assert isinstance(doc, dict)
 
 
-def test_dump_into_a_closed_pipe_exits_0_silently(make_vpp: object) -> None:
+def test_dump_into_a_closed_pipe_exits_0_silently(make_vpp: Callable[..., EmulatedVpp]) -> None:
     # `agentx-lb dump | head`: head leaves after the first lines.
-    vpp: EmulatedVpp = make_vpp(workers=1)  # type: ignore[operator]
+    vpp: EmulatedVpp = make_vpp(workers=1)
     for i in range(400):
         vpp.add_backend(vpp.add_vip(f"192.0.2.{i % 250}/32", protocol=6, port=i), "10.0.0.1")
     proc = subprocess.Popen(

@@ -120,6 +120,7 @@ def test_exact_values_round_trip(vpp: EmulatedVpp, value: int) -> None:
     i = vpp.add_vip("192.0.2.1/32")
     vpp.set_counter("first session packet", 2, i, value)
     route = vpp.route_stats_index("192.0.2.1/32")
+    assert route is not None
     vpp.set_counter(ROUTE_TO, 1, route, value, octets=value)
     with stats_client(vpp) as stats:
         assert stats["first session packet"][2][i] == value

@@ -130,12 +130,14 @@ def _decode(vb: bytes) -> dict[str, Any]:
 
 
 def _type_of(rel: tuple[int, ...]) -> SnmpType:
+    # Lookups by value: mypy takes the members' __new__ (sub_id, mib_name,
+    # snmp_type) for the call's signature, hence the call-arg ignores.
     if rel[: len(AGENT)] == AGENT:
-        return AgentScalar(rel[len(AGENT)]).snmp_type
+        return AgentScalar(rel[len(AGENT)]).snmp_type  # type: ignore[call-arg]
     if rel[: len(VIP_ENTRY)] == VIP_ENTRY:
-        return VipColumn(rel[len(VIP_ENTRY)]).snmp_type
+        return VipColumn(rel[len(VIP_ENTRY)]).snmp_type  # type: ignore[call-arg]
     assert rel[: len(BACKEND_ENTRY)] == BACKEND_ENTRY, rel
-    return BackendColumn(rel[len(BACKEND_ENTRY)]).snmp_type
+    return BackendColumn(rel[len(BACKEND_ENTRY)]).snmp_type  # type: ignore[call-arg]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,7 +176,7 @@ def test_build_table_never_raises_never_serves_out_of_range(snapshot: Snapshot) 
 def test_good_rows_survive_a_bad_neighbour(snapshot: Snapshot) -> None:
     """One row full of garbage never takes a valid row's cells with it."""
     good = VipRow(
-        vip=Vip(index=7, address="192.0.2.7", prefix_length=32, ip_version=4, encap=1,  # type: ignore[arg-type]
+        vip=Vip(index=7, address="192.0.2.7", prefix_length=32, ip_version=4, encap=1,  # type: ignore[arg-type]  # a plain int encap
                 protocol=6, port=80, backends=(Backend("10.0.0.1", 1024, 3, True),)),
         counters=VipCounters(next_packets=5),
         discontinuity_cs=0,

@@ -77,8 +77,8 @@ def test_counters_monotonic_across_agent_restart_and_bad_state_files(
     assert third.alive
     rc, _ = third.stop()
     assert rc == 0
-    with open(path, encoding="utf-8") as f:
-        assert "not json" not in f.read()  # replaced by a good one
+    with open(path, encoding="utf-8") as text:
+        assert "not json" not in text.read()  # replaced by a good one
 
     # A missing state file is a normal first start: a fresh start, no warning.
     os.unlink(path)

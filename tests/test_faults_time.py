@@ -76,11 +76,11 @@ def uptime_cs(snmpd: PrivateSnmpd) -> int:
     return int(out.split("=")[-1].strip())
 
 
-def sample(snmpd: PrivateSnmpd, served: Served) -> tuple[int, dict[int, int | str], int]:
+def sample(snmpd: PrivateSnmpd, served: Served) -> tuple[int, dict[int, int], int]:
     """(sysUpTime before, discontinuity column, sysUpTime after): the column was
     read between the two."""
     before = uptime_cs(snmpd)
-    disc = served.column(COL_DISC)
+    disc = served.numbers(COL_DISC)
     return before, disc, uptime_cs(snmpd)
 
 
@@ -96,7 +96,7 @@ def test_timestamps_are_snmpds_sysuptime_at_the_event(
     started_cs = uptime_cs(snmpd)
     start_agent(vpp)  # interval 1 s
     # The row is created by the agent's first scrape, after `started_cs`.
-    _, disc, after = wait_until(lambda: (s := sample(snmpd, served))[1] and s, WAIT_S)
+    _, disc, after = wait_until(lambda: s if (s := sample(snmpd, served))[1] else None, WAIT_S)
     assert started_cs - SLACK_CS <= disc[a] <= after + SLACK_CS, (started_cs, disc, after)
     last_change = served.scalars()[LAST_CHANGE]
     assert started_cs - SLACK_CS <= int(last_change) <= after + SLACK_CS
@@ -106,14 +106,14 @@ def test_timestamps_are_snmpds_sysuptime_at_the_event(
     before = uptime_cs(snmpd)
     vpp.restart()
     _, moved, seen = wait_until(
-        lambda: (s := sample(snmpd, served))[1].get(a, disc[a]) != disc[a] and s, WAIT_S
+        lambda: s if (s := sample(snmpd, served))[1].get(a, disc[a]) != disc[a] else None, WAIT_S
     )
     assert before - SLACK_CS <= moved[a] <= seen + SLACK_CS, (before, moved, seen)
 
     # snmpd restarts (sysUpTime back near 0): no TimeStamp exceeds the new sysUpTime;
     # every event happened before snmpd's re-initialisation: 0 (RFC 2579).
     snmpd.restart()
-    wait_until(lambda: served.column(COL_DISC), WAIT_S)
+    wait_until(lambda: served.numbers(COL_DISC), WAIT_S)
     _, after_restart, now_cs = sample(snmpd, served)
     scalars = served.scalars()
     assert after_restart == {a: 0}, (after_restart, now_cs)
@@ -205,15 +205,15 @@ def test_kill9_and_vpp_restart_never_a_lower_counter_without_a_moved_discontinui
     a = vpp.add_vip("192.0.2.10/32", protocol=6, port=80)
     moving_traffic(vpp, a)
     agent = start_agent(vpp)  # interval 1 s
-    wait_until(lambda: served.column(COL_NEXT).get(a), WAIT_S)
+    wait_until(lambda: served.numbers(COL_NEXT).get(a), WAIT_S)
     time.sleep(4.0)  # counters move for a few intervals after the state was written
-    before = wait_until(lambda: served.column(COL_NEXT).get(a), WAIT_S)
-    disc_before = served.column(COL_DISC)[a]
+    before = wait_until(lambda: served.numbers(COL_NEXT).get(a), WAIT_S)
+    disc_before = served.numbers(COL_DISC)[a]
     agent.kill()  # SIGKILL: no clean stop
     vpp.restart()  # VPP restarts while the agent is down: counters from 0
     start_agent(vpp)
-    after = wait_until(lambda: served.column(COL_NEXT).get(a), WAIT_S)
-    disc_after = served.column(COL_DISC)[a]
+    after = wait_until(lambda: served.numbers(COL_NEXT).get(a), WAIT_S)
+    disc_after = served.numbers(COL_DISC)[a]
     assert int(after) >= int(before) or disc_after != disc_before, (
         before,
         after,

@@ -27,6 +27,7 @@ from agentharness import (
     VIP_COUNT,
     AgentProc,
     Served,
+    num,
     wait_until,
 )
 from agentx_lb.emulator import EmulatedVpp
@@ -94,7 +95,7 @@ def test_vpp_not_running_at_start_then_up(
     assert os.path.exists(vpp.api_socket) is stale
 
     agent = start_agent(str(vpp.run_dir))
-    sc = wait_until(lambda: (s := served.scalars()).get(SCRAPE_FAILURES) and s, WAIT_S)
+    sc = wait_until(lambda: s if (s := served.scalars()).get(SCRAPE_FAILURES) else None, WAIT_S)
     assert sc[CONNECTED] == TRUTH_FALSE
     assert sc[VIP_COUNT] == 0
     reason = "connection refused" if stale else "no such socket"
@@ -131,7 +132,7 @@ def test_vpp_restart_same_vips_monotonic_new_identity_new_row(
     vpp.traffic(b, thread=2, next_packets=500)
     agent = start_agent(str(vpp.run_dir))
     wait_until(lambda: served.column(COL_NEXT) == {a: 1000, b: 500}, WAIT_S)
-    disc0 = served.column(COL_DISC)
+    disc0 = served.numbers(COL_DISC)
 
     seen: list[int] = []
 
@@ -150,7 +151,7 @@ def test_vpp_restart_same_vips_monotonic_new_identity_new_row(
     vpp.traffic(a, thread=2, next_packets=5)
     wait_until(lambda: next_a(1015), WAIT_S)
     assert _monotonic(seen) and min(seen) >= 1000, seen
-    disc1 = served.column(COL_DISC)
+    disc1 = served.numbers(COL_DISC)
     assert disc1[a] > disc0[a] and disc1[b] > disc0[b]  # the reset was absorbed: a discontinuity
     assert served.column(COL_NEXT)[b] == 500
 
@@ -161,7 +162,7 @@ def test_vpp_restart_same_vips_monotonic_new_identity_new_row(
     vpp.traffic(c, thread=1, next_packets=3)
     wait_until(lambda: served.column(COL_NEXT) == {c: 3}, WAIT_S)
     assert served.names() == {c: "198.51.100.1/32 tcp/443"}
-    assert served.column(COL_DISC)[c] > disc1[a]
+    assert served.numbers(COL_DISC)[c] > disc1[a]
     assert agent.alive
 
 
@@ -181,7 +182,7 @@ def test_vpp_restart_with_startup_config_keeps_counters_through_the_empty_lb(
     firsts: list[int] = []
 
     def first_a() -> int | None:
-        got = served.column(COL_FIRST)
+        got = served.numbers(COL_FIRST)
         if a in got:
             firsts.append(int(got[a]))
         return got.get(a)
@@ -211,7 +212,7 @@ def test_vip_deleted_then_index_reused_is_a_new_row(
     vpp.traffic(b, thread=1, next_packets=5)
     agent = start_agent(str(vpp.run_dir))
     wait_until(lambda: served.column(COL_NEXT) == {a: 1000, b: 5}, WAIT_S)
-    disc0 = served.column(COL_DISC)
+    disc0 = served.numbers(COL_DISC)
 
     vpp.del_vip(a)
     wait_until(lambda: set(served.names()) == {b}, WAIT_S)
@@ -231,7 +232,7 @@ def test_vip_deleted_then_index_reused_is_a_new_row(
     wait_until(new_row, WAIT_S)
     assert max(seen) == 7  # nothing of the old identity's 1000 carried over
     assert served.names()[c] == "192.0.2.99/32 udp/53"
-    disc = served.column(COL_DISC)
+    disc = served.numbers(COL_DISC)
     assert disc[c] > disc0[a]
     assert disc[b] == disc0[b]  # the untouched row keeps its discontinuity time
     assert agent.alive
@@ -304,7 +305,7 @@ def test_vpp_hang_bounded_no_spin_stale_then_withdrawn(
     assert agent.cpu_fraction(2.5) < 0.5
 
     # After max_stale_intervals without a good scrape: rows withdrawn, scalars say why.
-    sc = wait_until(lambda: (s := served.scalars()).get(VIP_COUNT) == 0 and s, WAIT_S)
+    sc = wait_until(lambda: s if (s := served.scalars()).get(VIP_COUNT) == 0 else None, WAIT_S)
     assert sc[CONNECTED] == TRUTH_FALSE
     assert reason in str(sc[LAST_ERROR]), sc[LAST_ERROR]
     assert served.names() == {}
@@ -342,7 +343,9 @@ def test_cli_unusable_is_a_clear_health_error(
     else:
         vpp.faults.cli_empty = True
     agent = start_agent(str(vpp.run_dir))
-    sc = wait_until(lambda: (s := served.scalars()).get(SCRAPE_FAILURES, 0) >= 3 and s, WAIT_S)
+    sc = wait_until(
+        lambda: s if num((s := served.scalars()).get(SCRAPE_FAILURES, 0)) >= 3 else None, WAIT_S
+    )
     assert sc[CONNECTED] == TRUTH_FALSE
     assert cause in str(sc[LAST_ERROR]) and vpp.api_socket in str(sc[LAST_ERROR])
     assert served.names() == {}
@@ -388,7 +391,9 @@ def test_required_api_message_missing_or_other_crc(
     a = vpp.add_vip("192.0.2.10/32", protocol=6, port=80)
     getattr(vpp.faults, fault).add("ip_route_lookup")
     agent = start_agent(str(vpp.run_dir))
-    sc = wait_until(lambda: (s := served.scalars()).get(SCRAPE_FAILURES, 0) >= 3 and s, WAIT_S)
+    sc = wait_until(
+        lambda: s if num((s := served.scalars()).get(SCRAPE_FAILURES, 0)) >= 3 else None, WAIT_S
+    )
     assert sc[CONNECTED] == TRUTH_FALSE
     assert "ip_route_lookup" in str(sc[LAST_ERROR])
     assert "cli_inband" not in str(sc[LAST_ERROR])  # only what is really missing

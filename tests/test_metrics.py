@@ -252,7 +252,7 @@ def _call(
             start_response,
         )
     )
-    return str(got["status"]), got["headers"], body  # type: ignore[return-value]
+    return str(got["status"]), got["headers"], body  # type: ignore[return-value]  # set above
 
 
 def test_app_serves_collector_samples_plain_and_gzip() -> None:

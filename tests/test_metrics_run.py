@@ -18,7 +18,7 @@ import pytest
 from agentharness import COL_NEXT, AgentProc, Served, wait_until
 from agentx_lb.emulator import EmulatedVpp
 from agentx_lb.snmpd import PrivateSnmpd
-from test_metrics import by_name, parse
+from test_metrics import Labels, by_name, parse
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def agent(
         proc.kill()
 
 
-def _scrape(url: str) -> dict:
+def _scrape(url: str) -> dict[tuple[str, Labels], float]:
     try:
         # A URL we built, on loopback.
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -72,7 +72,9 @@ def test_metrics_next_to_snmp_and_withdrawn_together(
     served = Served(snmpd)
     samples = wait_until(
         lambda: (
-            (s := _scrape(url)) and len(by_name(s, "agentx_lb_vip_next_packets_total")) == 2 and s
+            s
+            if (s := _scrape(url)) and len(by_name(s, "agentx_lb_vip_next_packets_total")) == 2
+            else None
         ),
         30,
     )

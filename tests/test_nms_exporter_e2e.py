@@ -340,8 +340,8 @@ def _doc_queries() -> list[str]:
 def test_dashboard_and_doc_name_only_scraped_metrics_and_labels(scrape: str) -> None:
     samples, _ = parse_exposition(scrape)
     labels_of: dict[str, set[str]] = {}
-    for name, labels in samples:
-        labels_of.setdefault(name, set()).update(TARGET_LABELS, (k for k, _ in labels))
+    for name, pairs in samples:
+        labels_of.setdefault(name, set()).update(TARGET_LABELS, (k for k, _ in pairs))
     exprs = _dashboard_queries()
     assert len(exprs) >= 8
     doc = _doc_queries()

@@ -77,7 +77,7 @@ class Traps:
 
     def wait(self, trap_oid: str, count: int = 1, timeout_s: float = WAIT_S) -> list[Trap]:
         return wait_until(
-            lambda: (got := self.of(trap_oid)) and len(got) >= count and got, timeout_s
+            lambda: got if (got := self.of(trap_oid)) and len(got) >= count else None, timeout_s
         )
 
 

@@ -76,6 +76,11 @@ class FakeSource:
         return item
 
 
+def same_reduce(r: RawScrape, state: Any, now_cs: int) -> tuple[tuple[VipRow, ...], Any]:
+    """No rows, and always the same state: nothing to write after the first."""
+    return (), {"same": 1}
+
+
 def fake_reduce(r: RawScrape, state: Any, now_cs: int) -> tuple[tuple[VipRow, ...], Any]:
     """Counts scrapes in the state, so a test can see it threaded through."""
     count = (state or {}).get("scrapes", 0) + 1
@@ -89,7 +94,8 @@ class FakeTable(tuple[object, ...]):
     drops = ()
 
 
-def fake_build(snapshot: Snapshot, root: Oid, previous: Any = None) -> FakeTable:
+def fake_build(snapshot: Snapshot, root: Oid, previous: Any = None) -> Any:
+    """A FakeTable where the pipeline expects a Table: it only passes it on."""
     return FakeTable(("table", snapshot, root))
 
 
@@ -110,7 +116,7 @@ class Harness:
             clock=self.clock,
             build_table=fake_build,
             reduce=fake_reduce,
-            save_state=lambda p, s, **_: self.saved.append((p, s)),
+            save_state=lambda path, state, **_: self.saved.append((path, state)),
             write_due=lambda saved, _at, new, _now: new != saved,
             # Event times: centiseconds since the pipeline started (t=1000 s).
             event_clock=EventClock(self.clock, wall=lambda: 0.0),
@@ -290,10 +296,10 @@ def test_state_not_saved_when_unchanged() -> None:
         interval_s=1.0,
         clock=h.clock,
         build_table=fake_build,
-        reduce=lambda r, s, now: ((), {"same": 1}),
+        reduce=same_reduce,
         state_path="/s/c.json",
         load_state=lambda path: None,
-        save_state=lambda path, s, **_: h.saved.append((path, s)),
+        save_state=lambda path, state, **_: h.saved.append((path, state)),
         write_due=lambda saved, _at, new, _now: new != saved,
         memory=NoMemoryPolicy(),
     )
@@ -318,7 +324,7 @@ def test_state_save_failure_is_logged_and_retried(caplog: pytest.LogCaptureFixtu
         interval_s=1.0,
         clock=h.clock,
         build_table=fake_build,
-        reduce=lambda r, s, now: ((), {"same": 1}),
+        reduce=same_reduce,
         state_path="/s/c.json",
         load_state=lambda path: None,
         save_state=save,
@@ -374,7 +380,7 @@ def test_run_is_deadline_based_and_skips_missed_slots() -> None:
         h.clock.now += next(costs)
         return real_read()
 
-    h.source.read = read  # type: ignore[method-assign]
+    h.source.read = read  # type: ignore[method-assign]  # a timed read for this test
     p = h.pipeline(interval_s=5.0)
     stop = FakeStop(h.clock, waits=3)
     p.run(stop)
@@ -437,7 +443,12 @@ def test_run_stops_when_event_set() -> None:
 
 def test_each_publish_releases_free_heap(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(memory, "release_free_heap", lambda: calls.append(1) or True)
+
+    def release_free_heap() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(memory, "release_free_heap", release_free_heap)
     monkeypatch.setattr(memory, "freeze_survivors", lambda tick: None)  # the test process's GC
     h = harness([raw(vip(1)), SourceUnavailableError("api socket /x: refused")])
     p = h.pipeline(memory=MemoryPolicy())

@@ -31,7 +31,8 @@ def trap_type(varbinds: bytes) -> NotificationType:
     # then the value OID: header 4, compressed 1.3.6.1.4 prefix, root + (0, n).
     n_sub = varbinds[32]
     value = varbinds[36 : 36 + 4 * n_sub]
-    return NotificationType(int.from_bytes(value[-4:], "big"))
+    # By value; mypy takes the members' __new__ (sub_id, mib_name, objects) for it.
+    return NotificationType(int.from_bytes(value[-4:], "big"))  # type: ignore[call-arg]
 
 
 class Sink:

@@ -88,7 +88,8 @@ def pipeline(
 
 
 def test_live_traffic_writes_once_in_20_s_and_once_at_stop() -> None:
-    clock, saved = FakeClock(), []
+    clock = FakeClock()
+    saved: list[tuple[CounterState, bool]] = []
     p = pipeline(clock, Source(), saved)
     for _ in range(20):  # 20 s of live traffic at a 1 s interval
         p.tick()
@@ -102,7 +103,8 @@ def test_live_traffic_writes_once_in_20_s_and_once_at_stop() -> None:
 
 
 def test_an_event_is_written_at_once_drift_once_a_minute() -> None:
-    clock, saved = FakeClock(), []
+    clock = FakeClock()
+    saved: list[tuple[CounterState, bool]] = []
     source = Source()
     p = pipeline(clock, source, saved)
     p.tick()
@@ -198,7 +200,7 @@ def test_a_typeerror_in_the_scrape_exits_nonzero_with_a_traceback(
     p = Pipeline(source, agent.publish, root=DEFAULT_ROOT, interval_s=1.0, memory=NoMemoryPolicy())
     stop = threading.Event()
     caplog.set_level(logging.INFO)
-    status = serve(agent, p, source, stop)
+    status = serve(agent, p, source, stop)  # type: ignore[arg-type]  # duck-typed fakes
     assert status == 1
     crash = [r for r in caplog.records if r.getMessage() == "scrape thread crashed"]
     assert crash and crash[0].exc_info is not None

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentx_lb.model import LB_COUNTER_NAMES, CounterState, Encap, RawScrape, Vip, VipCounters
+from agentx_lb.model import (
+    LB_COUNTER_NAMES,
+    CounterState,
+    Encap,
+    RawScrape,
+    Vip,
+    VipCounters,
+    VipRow,
+)
 from agentx_lb.reduce import reduce, sum_counters
 from agentx_lb.state import from_json, to_json
 
@@ -19,7 +29,7 @@ def _raw(
     vips: tuple[Vip, ...],
     lb: dict[str, list[list[int]]] | None = None,
     route: list[list[tuple[int, int]]] | None = None,
-    stats_index: dict[str, int | None] | None = None,
+    stats_index: Mapping[str, int | None] | None = None,
     instance: str = "i1",
 ) -> RawScrape:
     return RawScrape(
@@ -72,7 +82,7 @@ def test_two_vips_on_one_prefix_share_route_counters() -> None:
     assert (sums[2].route_packets, sums[2].route_octets) == (7, 700)
 
 
-def _served(rows: tuple, index: int) -> VipCounters:  # type: ignore[type-arg]
+def _served(rows: tuple[VipRow, ...], index: int) -> VipCounters:
     return next(r.counters for r in rows if r.vip.index == index)
 
 
@@ -277,9 +287,11 @@ _step = st.tuples(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_step, min_size=1, max_size=12))
-def test_served_counters_never_decrease(steps: list) -> None:  # type: ignore[type-arg]
+def test_served_counters_never_decrease(
+    steps: list[tuple[list[int], tuple[int, int] | None, str, bool]],
+) -> None:
     state: CounterState | None = None
-    last: tuple | None = None  # type: ignore[type-arg]
+    last: tuple[int | None, ...] | None = None
     last_disc = -1
     for now, (lb_values, route, instance, present) in enumerate(steps):
         lb = {name: [[0, v]] for name, v in zip(LB_COUNTER_NAMES, lb_values, strict=True)}

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import logging
 import struct
+from collections.abc import Sized
 
 import pytest
 from pyagentx3.pdu import PDU
@@ -234,7 +235,10 @@ def test_display_string_limits() -> None:
     h = dataclasses.replace(snap.health, vpp_version="x" * 256, last_error="é" * 300)
     t = build_table(dataclasses.replace(snap, health=h), ROOT)
     assert t.get(ROOT + AGENT + (AgentScalar.VPP_VERSION, 0)) is None  # too long: dropped
-    _, typ, val = decode(t.get(ROOT + AGENT + (AgentScalar.LAST_ERROR, 0)))
+    vb = t.get(ROOT + AGENT + (AgentScalar.LAST_ERROR, 0))
+    assert vb is not None
+    _, typ, val = decode(vb)
+    assert isinstance(val, Sized)
     assert typ == 4 and len(val) == 255  # the error text is cut, not dropped
 
 

@@ -9,7 +9,7 @@ from bisect import bisect_left, bisect_right
 
 from agentx_lb.model import Backend
 from agentx_lb.oids import DEFAULT_ROOT, VIP_ENTRY
-from agentx_lb.table import Table, build_table, pack_oid
+from agentx_lb.table import Table, _Memo, build_table, pack_oid
 from snmpfixtures import make_snapshot
 
 ROOT = DEFAULT_ROOT
@@ -82,15 +82,22 @@ def test_incremental_build_equals_fresh_build() -> None:
         prev = inc
 
 
+def _memo(table: Table) -> _Memo:
+    """What `table` keeps for the next build (Table types it `object`)."""
+    memo = table._memo
+    assert isinstance(memo, _Memo)
+    return memo
+
+
 def test_incremental_build_shares_unchanged_columns() -> None:
     snap = make_snapshot(indices=tuple(range(1, 30)), backends_per_vip=3)
     first = build_table(snap, ROOT)
     again = build_table(snap, ROOT, first)
-    assert again._memo.name_seg is first._memo.name_seg
-    assert again._memo.b_rows is first._memo.b_rows
-    assert again._memo.b_name_seg is first._memo.b_name_seg
+    assert _memo(again).name_seg is _memo(first).name_seg
+    assert _memo(again).b_rows is _memo(first).b_rows
+    assert _memo(again).b_name_seg is _memo(first).b_name_seg
     moved = build_table(_changed(snap, 0, port=8080), ROOT, again)
-    assert moved._memo.name_seg is not again._memo.name_seg
+    assert _memo(moved).name_seg is not _memo(again).name_seg
     assert moved.get(V + (2, snap.rows[0].vip.index)) != again.get(V + (2, snap.rows[0].vip.index))
 
 

@@ -24,8 +24,9 @@ def _row(index: int) -> VipRow:
 
 def _bump(row: VipRow, by: int, **changes: object) -> VipRow:
     c = row.counters
-    counters = VipCounters(*(None if v is None else v + by for v in dataclasses.astuple(c)))
-    return dataclasses.replace(row, counters=counters, **changes)  # type: ignore[arg-type]
+    bumped = (None if v is None else v + by for v in dataclasses.astuple(c))
+    counters = VipCounters(*bumped)  # type: ignore[arg-type]  # None only where allowed
+    return dataclasses.replace(row, counters=counters, **changes)  # type: ignore[arg-type]  # fields of VipRow
 
 
 # ---------------------------------------------------------------- show

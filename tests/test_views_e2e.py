@@ -359,7 +359,7 @@ def test_top_in_a_terminal(tmux: Tmux, live_vpp: tuple[EmulatedVpp, Traffic]) ->
 
     # d: sorted by no-server drops/s; the key line says so.
     tmux.keys("d")
-    screen = wait_until(lambda: (s := tmux.screen()) and "[d]drops/s*" in s[1] and s, 10)
+    screen = wait_until(lambda: s if (s := tmux.screen()) and "[d]drops/s*" in s[1] else None, 10)
     assert next(iter(_rows(screen))) == "198.51.100.0/24 any", screen
 
     # A VPP restart between two scrapes: `reset` for that interval, never a number.

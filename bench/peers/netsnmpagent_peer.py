@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+from typing import Any
 
 import netsnmpagent
 
@@ -44,7 +45,7 @@ def main() -> None:
         columns=[(col, getattr(agent, _KINDS[typ])()) for col, typ in sorted(col_types.items())],
         extendable=False,
     )
-    rows: dict[int, object] = {}
+    rows: dict[int, Any] = {}  # netsnmpagent table rows (untyped upstream)
     for col, idx, typ, value in data["cells"]:
         row = rows.get(idx)
         if row is None:

@@ -120,7 +120,7 @@ class RealVpp:
                 m = _COUNTER.match(part)
                 if m and current is not None:
                     current[m.group(1)] = int(m.group(2))
-        return {i: tuple(c.get(n, 0) for n in _COUNTER_ORDER) for i, c in counters.items()}  # type: ignore[misc]
+        return {i: tuple(c.get(n, 0) for n in _COUNTER_ORDER) for i, c in counters.items()}  # type: ignore[misc]  # 4 names: 4-tuple
 
     def route_to(self, prefix: str) -> tuple[int, int] | None:
         """(packets, bytes) of `prefix`'s load-balance counter; None without an exact entry."""

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -72,7 +73,7 @@ def _served_lb(table: dict[int, dict[int, int | str]], index: int) -> tuple[int,
         return None
 
 
-def _dump(vpp: RealVpp) -> tuple[dict, float]:  # type: ignore[type-arg]
+def _dump(vpp: RealVpp) -> tuple[dict[str, Any], float]:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "agentx_lb", "dump", "--vpp-api-socket", vpp.api_socket,
@@ -84,12 +85,12 @@ def _dump(vpp: RealVpp) -> tuple[dict, float]:  # type: ignore[type-arg]
     return json.loads(proc.stdout), wall
 
 
-def _dump_lb(doc: dict, index: int) -> tuple[int, ...]:  # type: ignore[type-arg]
+def _dump_lb(doc: dict[str, Any], index: int) -> tuple[int, ...]:
     c = next(v for v in doc["vips"] if v["index"] == index)
     return (c["next_packets"], c["first_packets"], c["untracked_packets"], c["no_server_packets"])
 
 
-def _dump_route(doc: dict, index: int) -> tuple[int, int] | None:  # type: ignore[type-arg]
+def _dump_route(doc: dict[str, Any], index: int) -> tuple[int, int] | None:
     c = next(v for v in doc["vips"] if v["index"] == index)
     if c["route_packets"] is None:
         return None
@@ -133,7 +134,9 @@ def test_dump_equals_vpp_cli(make_real_vpp: Callable[..., RealVpp]) -> None:
     assert sum(_dump_lb(doc, WEB6)) == 40
     # Two VIPs on one prefix share its FIB entry, so its counter.
     assert _dump_route(doc, WEB4) == _dump_route(doc, DNS4) == vpp.route_to("192.0.2.1/32")
-    assert _dump_route(doc, WEB4)[0] == 130  # type: ignore[index]
+    web4_route = _dump_route(doc, WEB4)
+    assert web4_route is not None
+    assert web4_route[0] == 130
     web4 = next(v for v in doc["vips"] if v["index"] == WEB4)
     assert {b["address"]: b["state"] for b in web4["backends"]} == {
         "10.0.0.1": "used", "10.0.0.2": "used", "10.0.0.3": "removed",
