@@ -170,31 +170,7 @@ def agent_cpu(
     snmpd = PrivateSnmpd(os.path.join(work, "snmpd"))
     snmpd.start()
     port = _free_port()
-    stats_sock, api_sock, api_dir, _ = emu
-    cmd = [
-        sys.executable,
-        "-m",
-        "agentx_lb",
-        "run",
-        "--vpp-stats-socket",
-        stats_sock,
-        "--vpp-api-socket",
-        api_sock,
-        "--vpp-api-dir",
-        api_dir,
-        "--agentx-socket",
-        snmpd.agentx_socket,
-        "--interval",
-        "5",
-        "--vpp-timeout",
-        "30",
-        "--state-dir",
-        work,
-        "--log-level",
-        "warning",
-        "--metrics-listen",
-        f"127.0.0.1:{port}",
-    ]
+    cmd = run.agent_cmd(emu, snmpd.agentx_socket, work, 5, "--metrics-listen", f"127.0.0.1:{port}")
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,

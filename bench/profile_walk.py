@@ -61,6 +61,8 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, HERE)
 
+import run  # bench/run.py: the agent and walk command lines
+
 CLIENT_ENV = {**os.environ, "MIBS": "", "MIBDIRS": "/dev/null"}
 CAP_S = 120
 
@@ -182,29 +184,7 @@ class Served:
         self.proc: subprocess.Popen[bytes] | subprocess.Popen[str]
         if kind == "real":
             assert emu is not None
-            stats_sock, api_sock, api_dir, _ = emu
-            cmd = [
-                sys.executable,
-                "-m",
-                "agentx_lb",
-                "run",
-                "--vpp-stats-socket",
-                stats_sock,
-                "--vpp-api-socket",
-                api_sock,
-                "--vpp-api-dir",
-                api_dir,
-                "--agentx-socket",
-                self.snmpd.agentx_socket,
-                "--interval",
-                "3600",
-                "--vpp-timeout",
-                "30",
-                "--state-dir",
-                tempfile.mkdtemp(dir=work),
-                "--log-level",
-                "warning",
-            ]
+            cmd = run.agent_cmd(emu, self.snmpd.agentx_socket, tempfile.mkdtemp(dir=work), 3600)
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=REPO
             )
@@ -299,20 +279,7 @@ def walk(s: Served, table_oid: str, spy: str | None) -> dict[str, float]:
     a0, s0, m0 = sched_ns(apid), sched_ns(spid), machine_busy_s()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [
-            "snmpbulkwalk",
-            "-v2c",
-            "-c",
-            "public",
-            "-t",
-            "5",
-            "-r",
-            "2",
-            "-On",
-            "-Cr25",
-            s.snmpd.address,
-            table_oid,
-        ],
+        run.bulkwalk_cmd(s.snmpd.address, table_oid),
         capture_output=True,
         text=True,
         timeout=CAP_S,

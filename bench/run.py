@@ -211,34 +211,32 @@ def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
 
+def agent_cmd(
+    emu: tuple, agentx_socket: str, state_dir: str, interval_s: float, *extra: str
+) -> list[str]:
+    """`agentx-lb run` against the emulator child `emu`, quiet, as every bench runs it."""
+    stats_sock, api_sock, api_dir, _ = emu
+    return [
+        sys.executable, "-m", "agentx_lb", "run",
+        "--vpp-stats-socket", stats_sock, "--vpp-api-socket", api_sock,
+        "--vpp-api-dir", api_dir, "--agentx-socket", agentx_socket,
+        "--interval", f"{interval_s:g}", "--vpp-timeout", "30",
+        "--state-dir", state_dir, "--log-level", "warning", *extra,
+    ]  # fmt: skip
+
+
+def bulkwalk_cmd(address: str, oid: str) -> list[str]:
+    """The bulk walk every bench times: 25 repetitions, numeric OIDs."""
+    return ["snmpbulkwalk", "-v2c", "-c", "public", "-t", "5", "-r", "2", "-On", "-Cr25",
+            address, oid]  # fmt: skip
+
+
 def start_agent(
     kind: str, snmpd: Any, work: str, emu: tuple, cells_file: str, interval_s: float
 ) -> AgentProc:
     if kind == "ours":
-        stats_sock, api_sock, api_dir, _ = emu
         state = tempfile.mkdtemp(prefix="state-", dir=work)
-        cmd = [
-            sys.executable,
-            "-m",
-            "agentx_lb",
-            "run",
-            "--vpp-stats-socket",
-            stats_sock,
-            "--vpp-api-socket",
-            api_sock,
-            "--vpp-api-dir",
-            api_dir,
-            "--agentx-socket",
-            snmpd.agentx_socket,
-            "--interval",
-            f"{interval_s:g}",
-            "--vpp-timeout",
-            "30",
-            "--state-dir",
-            state,
-            "--log-level",
-            "warning",
-        ]
+        cmd = agent_cmd(emu, snmpd.agentx_socket, state, interval_s)
     else:
         cmd = [
             sys.executable,
@@ -358,20 +356,7 @@ def walk(s: Served, table_oid: str, expected: int) -> None:
     c0, a0, t0 = cpu_s(s.snmpd.pid), cpu_s(s.agent.pid), time.perf_counter()
     try:
         proc = subprocess.run(
-            [
-                "snmpbulkwalk",
-                "-v2c",
-                "-c",
-                "public",
-                "-t",
-                "5",
-                "-r",
-                "2",
-                "-On",
-                "-Cr25",
-                s.snmpd.address,
-                table_oid,
-            ],
+            bulkwalk_cmd(s.snmpd.address, table_oid),
             capture_output=True,
             text=True,
             timeout=CAP_S,
