@@ -98,6 +98,15 @@ def _dump_route(doc: dict[str, Any], index: int) -> tuple[int, int] | None:
 
 
 @pytest.fixture
+def lb_vpp(make_real_vpp: Callable[..., RealVpp]) -> RealVpp:
+    """A started VPP with the representative LB applied through vppctl."""
+    vpp = make_real_vpp()
+    vpp.start()
+    vpp.configure()
+    return vpp
+
+
+@pytest.fixture
 def started_agent(
     snmpd: PrivateSnmpd, short_tmpdir: str, agents: list[AgentProc]
 ) -> Callable[..., AgentProc]:
@@ -114,10 +123,8 @@ def started_agent(
     return start
 
 
-def test_dump_equals_vpp_cli(make_real_vpp: Callable[..., RealVpp]) -> None:
-    vpp = make_real_vpp()
-    vpp.start()
-    vpp.configure()
+def test_dump_equals_vpp_cli(lb_vpp: RealVpp) -> None:
+    vpp = lb_vpp
     vpp.send(PREFIX[WEB4], 100, dport=80)
     vpp.send(PREFIX[DNS4], 30, proto="UDP", dport=53)
     vpp.send(PREFIX[WEB6], 40, dport=443)
@@ -144,13 +151,9 @@ def test_dump_equals_vpp_cli(make_real_vpp: Callable[..., RealVpp]) -> None:
 
 
 def test_snmpwalk_equals_vpp_cli(
-    make_real_vpp: Callable[..., RealVpp],
-    started_agent: Callable[..., AgentProc],
-    snmpd: PrivateSnmpd,
+    lb_vpp: RealVpp, started_agent: Callable[..., AgentProc], snmpd: PrivateSnmpd
 ) -> None:
-    vpp = make_real_vpp()
-    vpp.start()
-    vpp.configure()
+    vpp = lb_vpp
     vpp.send(PREFIX[WEB4], 25, dport=80)
     vpp.send(PREFIX[NAT6], 15, dport=30080)
     started_agent(vpp)
@@ -277,13 +280,9 @@ def test_kill_9_and_restart_every_counter_continues(
 
 
 def test_snmpd_restart_values_continue(
-    make_real_vpp: Callable[..., RealVpp],
-    started_agent: Callable[..., AgentProc],
-    snmpd: PrivateSnmpd,
+    lb_vpp: RealVpp, started_agent: Callable[..., AgentProc], snmpd: PrivateSnmpd
 ) -> None:
-    vpp = make_real_vpp()
-    vpp.start()
-    vpp.configure()
+    vpp = lb_vpp
     vpp.send(PREFIX[WEB4], 11, dport=80)
     agent = started_agent(vpp)
     wait_until(lambda: sum(_served_lb(_table(snmpd), WEB4) or ()) == 11, WAIT_S)
