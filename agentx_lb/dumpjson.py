@@ -6,6 +6,7 @@ Pure: RawScrape + reduced rows -> plain dict of str/int/bool/None/list.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -54,7 +55,7 @@ def _vip(row: VipRow) -> dict[str, Any]:
     }
 
 
-def scrape_document(raw: RawScrape, rows: tuple[VipRow, ...]) -> dict[str, Any]:
+def scrape_document(raw: RawScrape, rows: Sequence[VipRow]) -> dict[str, Any]:
     """`{"vips": [...], "vpp_version", "vpp_instance", "settings", "problems", "timings_ms"}`."""
     vips = []
     for row in rows:

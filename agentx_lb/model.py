@@ -10,9 +10,10 @@ memory between scrapes; `agentx_lb.state` keeps it in a file).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import overload
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
+from typing import NamedTuple, overload
 
 PROTOCOL_ANY = 255  # VIP without port: every IP protocol
 PORT_ANY = 0
@@ -62,10 +63,17 @@ class Vip:
     backends: tuple[Backend, ...] = ()
     dscp: int | None = None  # ip4-l3dsr only
     target_port: int | None = None  # nat4/nat6 only
+    # Made once per object: the parser hands the same Vip back scrape after
+    # scrape while its configuration stands, and reduce and the route cache
+    # ask for both on every scrape.
+    prefix: str = field(init=False, compare=False, repr=False)
+    identity: tuple[int, str, int, int] = field(init=False, compare=False, repr=False)
 
-    @property
-    def prefix(self) -> str:
-        return f"{self.address}/{self.prefix_length}"
+    def __post_init__(self) -> None:
+        prefix = f"{self.address}/{self.prefix_length}"
+        object.__setattr__(self, "prefix", prefix)
+        # What must stay equal for a row to keep its counters monotonic.
+        object.__setattr__(self, "identity", (self.index, prefix, self.protocol, self.port))
 
     @property
     def name(self) -> str:
@@ -74,11 +82,6 @@ class Vip:
             return f"{self.prefix} any"
         proto = _PROTOCOL_NAMES.get(self.protocol, f"proto{self.protocol}")
         return f"{self.prefix} {proto}/{self.port}"
-
-    @property
-    def identity(self) -> tuple[int, str, int, int]:
-        """What must stay equal for a row to keep its counters monotonic."""
-        return (self.index, self.prefix, self.protocol, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,10 @@ class RawScrape:
     stats_index: Mapping[str, int | None]
     vpp_instance: str  # changes whenever VPP restarts (new stats segment)
     vpp_version: str = ""
+    # Every backend's flow count, the backends of `vips` back to back (the
+    # parser cuts them out of the text as one column); None: read each
+    # `Backend.flows` instead.
+    flows: Sequence[int] | None = None
     settings: LbSettings | None = None
     # Wall milliseconds spent per phase (`cli`, `route_lookup`, `stats`), for benchmarks.
     timings_ms: Mapping[str, float] = field(default_factory=dict)
@@ -149,6 +156,127 @@ class VipRow:
     vip: Vip
     counters: VipCounters
     discontinuity_cs: int  # TimeStamp event: `agentx_lb.clock.EventClock` centiseconds
+
+
+def with_flows(vip: Vip, flows: Sequence[int]) -> Vip:
+    """`vip` whose backends carry `flows` (one per backend, in order); `vip` itself
+    when they already do."""
+    backends = vip.backends
+    if all(b.flows == f for b, f in zip(backends, flows, strict=True)):
+        return vip
+    return replace(
+        vip,
+        backends=tuple(
+            Backend(b.address, b.buckets, f, b.used, b.weight)
+            for b, f in zip(backends, flows, strict=True)
+        ),
+    )
+
+
+class Frame(Sequence[VipRow]):
+    """The served VIP rows, stored by column: what reduce gives the table builder.
+
+    What changes every scrape is kept in flat columns: the six counter columns
+    (VipCounters order; a route value may be None, unknown), the discontinuity
+    times and every backend's flow count (`flows`, the backends of `vips` back to
+    back). The configuration is `vips`, sorted by index: the parser hands back the
+    same Vip objects while VPP's configuration stands, so whatever depends on
+    them only (the table's static columns, the table shape) is reused by
+    identity. The `Backend.flows` inside `vips` are not read: `flows` is.
+
+    Indexing gives a `VipRow` (made on access; its Vip's backends carry their
+    flows from the column), for the views, the notifier and tests.
+    """
+
+    __slots__ = ("_starts", "counters", "discontinuity_cs", "flows", "vips")
+
+    def __init__(
+        self,
+        vips: tuple[Vip, ...],
+        counters: Sequence[Sequence[int | None]],
+        discontinuity_cs: Sequence[int],
+        flows: Sequence[int],
+    ) -> None:
+        if len(counters) != COUNTER_COLUMNS or any(len(c) != len(vips) for c in counters):
+            raise ValueError("counter columns do not match the VIPs")
+        if len(discontinuity_cs) != len(vips):
+            raise ValueError("discontinuity times do not match the VIPs")
+        self.vips = vips
+        self.counters = tuple(counters)
+        self.discontinuity_cs = discontinuity_cs
+        self.flows = flows
+        self._starts: list[int] | None = None
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[VipRow]) -> Frame:
+        """The columns of `rows` (in their order)."""
+        if isinstance(rows, Frame):
+            return rows
+        rows = tuple(rows)
+        vips = tuple(r.vip for r in rows)
+        counters = [r.counters for r in rows]
+        return cls(
+            vips,
+            [[getattr(c, name) for c in counters] for name in _COUNTER_FIELDS],
+            [r.discontinuity_cs for r in rows],
+            [b.flows for v in vips for b in v.backends],
+        )
+
+    def backend_starts(self) -> list[int]:
+        """Where each VIP's backends start in `flows` (one more at the end)."""
+        if self._starts is None:
+            self._starts = list(accumulate((len(v.backends) for v in self.vips), initial=0))
+            if self._starts[-1] != len(self.flows):
+                raise ValueError("flows do not match the VIPs' backends")
+        return self._starts
+
+    def __len__(self) -> int:
+        return len(self.vips)
+
+    @overload
+    def __getitem__(self, index: int) -> VipRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[VipRow, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> VipRow | tuple[VipRow, ...]:
+        if isinstance(index, slice):
+            return tuple(self._row(i) for i in range(*index.indices(len(self.vips))))
+        n = len(self.vips)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
+        return self._row(index)
+
+    def _row(self, i: int) -> VipRow:
+        starts = self.backend_starts()
+        vip = with_flows(self.vips[i], self.flows[starts[i] : starts[i + 1]])
+        counters = VipCounters(*(column[i] for column in self.counters))  # type: ignore[arg-type]  # LB columns are never None
+        return VipRow(vip, counters, self.discontinuity_cs[i])
+
+    def __iter__(self) -> Iterator[VipRow]:
+        return (self._row(i) for i in range(len(self.vips)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the lists it holds
+
+    def __repr__(self) -> str:
+        return f"Frame({list(self)!r})"
+
+
+_COUNTER_FIELDS = (
+    "next_packets",
+    "first_packets",
+    "untracked_packets",
+    "no_server_packets",
+    "route_packets",
+    "route_octets",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +298,7 @@ class Health:
 class Snapshot:
     """What the agent serves: rows sorted by VIP index, settings and health."""
 
-    rows: tuple[VipRow, ...] = ()
+    rows: Sequence[VipRow] = ()  # a tuple, or reduce's Frame
     settings: LbSettings | None = None
     health: Health = field(default_factory=Health)
     # When the scrape the rows come from started (monotonic seconds); the agent
@@ -237,9 +365,12 @@ class CombinedRow(Sequence[tuple[int, int]]):
         return f"CombinedRow({list(self)!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class RowState:
-    """What reduce remembers about one row between scrapes."""
+class RowState(NamedTuple):
+    """What reduce remembers about one row between scrapes.
+
+    A named tuple rather than a frozen dataclass: reduce makes one per row per
+    scrape, and `RowState._make` builds them in C (a few times faster).
+    """
 
     identity: tuple[int, str, int, int]
     offsets: tuple[int, ...]  # per column, added to VPP's raw value

@@ -130,7 +130,7 @@ class Notifier:
     ) -> list[Notification]:
         """The notifications due after a scrape whose served rows are `rows`.
 
-        `shape` is the pipeline's `_table_shape(rows)` (same order as `rows`).
+        `shape` is the pipeline's `_table_shape` of the rows' VIPs (same order as `rows`).
         """
         out: list[Notification] = []
         conn_changed = connected != self._connected

@@ -35,7 +35,16 @@ from agentx_lb.clock import EventClock
 from agentx_lb.errors import SourceError
 from agentx_lb.logs import FailureStreak, OnceLogger
 from agentx_lb.memory import PROCESS_MEMORY, MemoryPolicy
-from agentx_lb.model import CounterState, Health, LbSettings, RawScrape, Snapshot, VipRow
+from agentx_lb.model import (
+    CounterState,
+    Frame,
+    Health,
+    LbSettings,
+    RawScrape,
+    Snapshot,
+    Vip,
+    VipRow,
+)
 from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
 from agentx_lb.oids import Oid, format_oid
 from agentx_lb.table import CellDrop, Table
@@ -58,8 +67,8 @@ class Waiter(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-# (raw, state, now_cs) -> (rows, state); agentx_lb.reduce.reduce
-ReduceFn = Callable[[RawScrape, CounterState | None, int], tuple[tuple[VipRow, ...], CounterState]]
+# (raw, state, now_cs) -> (rows, state); agentx_lb.reduce.reduce (rows: a Frame)
+ReduceFn = Callable[[RawScrape, CounterState | None, int], tuple[Sequence[VipRow], CounterState]]
 # (snapshot, root, previous table) -> table; agentx_lb.table.build_table reuses
 # the previous table's unchanged columns.
 BuildTable = Callable[[Snapshot, Oid, Table | None], Table]
@@ -129,12 +138,13 @@ class Pipeline:
             # _saved_state stays None: the first good scrape writes the file,
             # which from then on says "running" (not a clean stop) until close().
 
-        self._rows: tuple[VipRow, ...] = ()
+        self._rows: Sequence[VipRow] = ()
         self._settings: LbSettings | None = None
         self._vpp_version = ""
         self._last_good: float | None = None
         self._withdrawn = False
         self._table_shape: tuple[ShapeRow, ...] = ()
+        self._shape_vips: tuple[Vip, ...] = ()  # what _table_shape was made from
         self._last_change_cs = 0  # event time (EventClock); 0: no change yet
         self._total_failures = 0
         self._last_error = ""
@@ -183,7 +193,7 @@ class Pipeline:
         return self._serve(started)
 
     def _on_success(
-        self, raw: RawScrape, rows: tuple[VipRow, ...], state: CounterState, started: float
+        self, raw: RawScrape, rows: Sequence[VipRow], state: CounterState, started: float
     ) -> None:
         self._failures.success()
         for problem in raw.problems:
@@ -242,6 +252,7 @@ class Pipeline:
                 # not when this tick noticed.
                 assert self._last_good is not None
                 self._table_shape = ()
+                self._shape_vips = ()
                 self._last_change_cs = self._events.at_cs(self._last_good + self._stale_limit_s)
             self._rows = ()
             self._settings = None
@@ -249,7 +260,14 @@ class Pipeline:
             self._withdrawn = True
 
     def _serve(self, now: float) -> Snapshot:
-        shape = _table_shape(self._rows)
+        vips = (
+            self._rows.vips if isinstance(self._rows, Frame) else tuple(r.vip for r in self._rows)
+        )
+        if vips == self._shape_vips:  # the parser's same Vip objects: one identity check each
+            shape = self._table_shape
+        else:
+            shape = _table_shape(vips)
+            self._shape_vips = vips
         if shape != self._table_shape:
             self._table_shape = shape
             self._last_change_cs = self._events.at_cs(now)
@@ -369,10 +387,9 @@ def log_drops(once: OnceLogger, drops: Iterable[CellDrop]) -> None:
             log.debug("cell dropped column=%s oid=.%s err=%s", d.column, format_oid(d.oid), d.error)
 
 
-def _table_shape(rows: tuple[VipRow, ...]) -> tuple[ShapeRow, ...]:
+def _table_shape(vips: Sequence[Vip]) -> tuple[ShapeRow, ...]:
     """What vppLbAgentVipTableLastChange tracks: the rows of both tables and each
     backend's state and weight; not flows or buckets, which move all the time."""
     return tuple(
-        (row.vip.identity, tuple((b.address, b.used, b.weight) for b in row.vip.backends))
-        for row in rows
+        (vip.identity, tuple((b.address, b.used, b.weight) for b in vip.backends)) for vip in vips
     )

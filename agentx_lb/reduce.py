@@ -37,25 +37,26 @@ time moves at the first scrape, since continuity can no longer be proven.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from operator import add, attrgetter, itemgetter, le
+from itertools import accumulate, repeat
+from operator import add, attrgetter, itemgetter, le, lt
 
 from agentx_lb.model import (
     COUNTER_COLUMNS,
     LB_COUNTER_NAMES,
     CombinedRow,
     CounterState,
+    Frame,
     RawScrape,
     RowState,
     Vip,
     VipCounters,
-    VipRow,
 )
 
 __all__ = ["DEFAULT_RETAIN_ABSENT_CS", "reduce", "sum_counters"]
 
 _ROUTE = (4, 5)
 _INDEX = attrgetter("index")
+_REMOVED = attrgetter("removed")
 # How long an absent VIP's offsets are kept (centiseconds): long enough for a
 # slow VPP restart (startup-config adding thousands of VIPs).
 DEFAULT_RETAIN_ABSENT_CS = 600 * 100
@@ -98,33 +99,58 @@ def _columns(
     return packets, octets
 
 
-def _raw_values(
+def _raw_columns(
     raw: RawScrape, vips: Sequence[Vip]
-) -> tuple[list[str], list[int | None], list[tuple[int | None, ...]]]:
-    """Per VIP of `vips` (aligned): its prefix, its route's FIB stats_index and
-    its six raw values (VipCounters order) summed over threads."""
+) -> tuple[list[int | None], list[list[int | None]]]:
+    """Per VIP of `vips` (aligned): its route's FIB stats_index, and its six raw
+    values (VipCounters order) summed over threads, as six columns."""
     indices = [vip.index for vip in vips]
-    prefixes = [vip.prefix for vip in vips]
-    lb = [_thread_sum(raw.lb_counters.get(name, ()), indices) for name in LB_COUNTER_NAMES]
-    stats_index_of = raw.stats_index.get
-    route_indices = [stats_index_of(prefix) for prefix in prefixes]
+    columns: list[list[int | None]] = [
+        _thread_sum(raw.lb_counters.get(name, ()), indices)  # type: ignore[misc]  # int is int | None
+        for name in LB_COUNTER_NAMES
+    ]
+    route_indices = list(map(raw.stats_index.get, map(_PREFIX, vips)))
     known = [i for i in route_indices if i is not None]
     packet_rows, octet_rows = _columns(raw.route_to) if known else ([], [])
-    packets = dict(zip(known, _thread_sum(packet_rows, known)))
-    octets = dict(zip(known, _thread_sum(octet_rows, known)))
-    route_packets = [None if si is None else packets[si] for si in route_indices]
-    route_octets = [None if si is None else octets[si] for si in route_indices]
-    return prefixes, route_indices, list(zip(*lb, route_packets, route_octets, strict=True))
+    packets = _thread_sum(packet_rows, known)
+    octets = _thread_sum(octet_rows, known)
+    if len(known) == len(route_indices):
+        columns += [packets, octets]  # type: ignore[list-item]  # int is int | None
+    else:
+        by_index = dict(zip(known, zip(packets, octets)))
+        pairs = [by_index.get(si) if si is not None else None for si in route_indices]
+        columns.append([None if p is None else p[0] for p in pairs])
+        columns.append([None if p is None else p[1] for p in pairs])
+    return route_indices, columns
 
 
 def sum_counters(raw: RawScrape) -> dict[int, VipCounters]:
     """Counters of every VIP in `raw`, keyed by VIP index, summed over threads."""
-    _, _, values = _raw_values(raw, raw.vips)
+    _, columns = _raw_columns(raw, raw.vips)
+    values = zip(*columns)
     # The four LB sums are never None (only the route pair may be).
-    return {
-        vip.index: VipCounters(*v)  # type: ignore[arg-type]  # see above
-        for vip, v in zip(raw.vips, values, strict=True)
-    }
+    return {vip.index: VipCounters(*v) for vip, v in zip(raw.vips, values, strict=True)}
+
+
+def _served_vips(raw: RawScrape) -> tuple[tuple[Vip, ...], Sequence[int]]:
+    """The VIPs served (removed ones dropped, sorted by index) and their backends'
+    flow counts, back to back."""
+    vips = raw.vips
+    indices = [v.index for v in vips]
+    if all(map(lt, indices, indices[1:])) and not any(map(_REMOVED, vips)):
+        # VPP's order: by pool index; nothing to drop.
+        if raw.flows is None:
+            return vips, [b.flows for v in vips for b in v.backends]
+        return vips, raw.flows
+    served = tuple(sorted((v for v in vips if not v.removed), key=_INDEX))
+    if raw.flows is None:
+        return served, [b.flows for v in served for b in v.backends]
+    starts = dict(zip(indices, accumulate((len(v.backends) for v in vips), initial=0)))
+    flows: list[int] = []
+    for v in served:
+        at = starts[v.index]
+        flows.extend(raw.flows[at : at + len(v.backends)])
+    return served, flows
 
 
 def reduce(
@@ -133,10 +159,20 @@ def reduce(
     now_cs: int,
     *,
     retain_absent_cs: int = DEFAULT_RETAIN_ABSENT_CS,
-) -> tuple[tuple[VipRow, ...], CounterState]:
+) -> tuple[Frame, CounterState]:
     """Served rows (removed VIPs dropped, sorted by index) and the next state."""
-    vips = sorted((v for v in raw.vips if not v.removed), key=_INDEX)
-    prefixes, route_indices, raw_values = _raw_values(raw, vips)
+    vips, flows = _served_vips(raw)
+    route_indices, columns = _raw_columns(raw, vips)
+    if (
+        state is not None
+        and state.vpp_instance == raw.vpp_instance
+        and not state.unclean
+        and (fast := _unchanged_rows(state.rows, vips, route_indices, columns, now_cs))
+    ):
+        fast_columns, fast_times, fast_rows = fast
+        frame = Frame(vips, fast_columns, fast_times, flows)
+        return frame, CounterState(raw.vpp_instance, fast_rows, state.revision)
+    raw_values = list(zip(*columns))
     previous: dict[int, RowState] = {}
     changed = state is None
     if state is not None:
@@ -148,15 +184,16 @@ def reduce(
         elif state.unclean:
             # Saved up to a minute before an unclean stop: what happened since
             # cannot be proven continuous. Offsets stay; the times move.
-            kept = tuple(replace(r, discontinuity_cs=now_cs) for r in kept)
+            kept = tuple(r._replace(discontinuity_cs=now_cs) for r in kept)
             changed = True
         previous = {r.identity[0]: r for r in kept}
-    rows: list[VipRow] = []
+    served_rows: list[tuple[int | None, ...]] = []
+    discontinuities: list[int] = []
     new_state: list[RowState] = []
     no_offsets = (0,) * COUNTER_COLUMNS
-    for vip, prefix, stats_index, values in zip(vips, prefixes, route_indices, raw_values):
+    for vip, stats_index, values in zip(vips, route_indices, raw_values):
         old = previous.pop(vip.index, None)
-        identity = (vip.index, prefix, vip.protocol, vip.port)  # Vip.identity, prefix made once
+        identity = vip.identity
         if old is None or old.identity != identity:
             row = RowState(identity, no_offsets, values, stats_index, now_cs)
             changed = True
@@ -185,8 +222,8 @@ def reduce(
             served = tuple(
                 None if v is None else off + v for off, v in zip(row.offsets, values, strict=True)
             )
-        # The four LB counters are sums, never None; the route pair may be.
-        rows.append(VipRow(vip, VipCounters(*served), row.discontinuity_cs))  # type: ignore[arg-type]  # LB sums: never None
+        served_rows.append(served)
+        discontinuities.append(row.discontinuity_cs)
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
     absent = list(previous.values())
@@ -197,7 +234,69 @@ def reduce(
         )
     new_state.extend(retained)
     revision = 0 if state is None else state.revision + changed
-    return tuple(rows), CounterState(raw.vpp_instance, tuple(new_state), revision)
+    served_columns = list(zip(*served_rows)) if served_rows else [()] * COUNTER_COLUMNS
+    frame = Frame(vips, served_columns, discontinuities, flows)
+    return frame, CounterState(raw.vpp_instance, tuple(new_state), revision)
+
+
+def _unchanged_rows(
+    rows: tuple[RowState, ...],
+    vips: Sequence[Vip],
+    route_indices: list[int | None],
+    columns: list[list[int | None]],
+    now_cs: int,
+) -> tuple[list[Sequence[int | None]], list[int], tuple[RowState, ...]] | None:
+    """The common scrape, done a column at a time: the same rows as last time,
+    every VIP listed, every route known at the same FIB entry, no value gone
+    down, no time from a later clock. Then nothing resets: the offsets and
+    times stay and only the raw values move. (served columns, discontinuity
+    times, next row states), or None when any of that does not hold (then
+    `reduce` goes row by row)."""
+    if not rows or len(rows) != len(vips) or None in route_indices:
+        return None
+    if list(map(_IDENTITY, rows)) != list(map(_IDENTITY, vips)):
+        return None
+    if list(map(_ROUTE_INDEX, rows)) != route_indices:
+        return None
+    if any(a is not None for a in map(_ABSENT_SINCE, rows)):
+        return None
+    for last, now in zip(zip(*map(_LAST_RAW, rows)), columns, strict=True):
+        # A None in last: unknown since a reset; an int in now (no None: routes known).
+        if None in last or not all(map(le, last, now)):  # type: ignore[arg-type]  # no None (checked)
+            return None
+    discontinuities = list(map(_DISCONTINUITY, rows))
+    if discontinuities and max(discontinuities) > now_cs:
+        return None
+    offsets = list(map(_OFFSETS, rows))
+    served: list[Sequence[int | None]]
+    if all(off == _NO_OFFSETS for off in offsets):
+        served = list(columns)
+    else:
+        served = [list(map(add, off, now)) for off, now in zip(zip(*offsets), columns, strict=True)]
+    states = tuple(
+        map(
+            RowState._make,
+            zip(
+                map(_IDENTITY, rows),
+                offsets,
+                zip(*columns),
+                route_indices,
+                discontinuities,
+                repeat(None),
+            ),
+        )
+    )
+    return served, discontinuities, states
+
+
+_NO_OFFSETS = (0,) * COUNTER_COLUMNS
+_IDENTITY = attrgetter("identity")
+_ROUTE_INDEX = attrgetter("route_stats_index")
+_ABSENT_SINCE = attrgetter("absent_since_cs")
+_LAST_RAW = attrgetter("last_raw")
+_DISCONTINUITY = attrgetter("discontinuity_cs")
+_OFFSETS = attrgetter("offsets")
+_PREFIX = attrgetter("prefix")
 
 
 def _rebased(row: RowState, now_cs: int) -> RowState:
@@ -217,7 +316,7 @@ def _still_retained(absent: Iterable[RowState], now_cs: int, retain_cs: int) -> 
             since = now_cs
         if now_cs - since < retain_cs:
             kept.append(
-                row if since == row.absent_since_cs else replace(row, absent_since_cs=since)
+                row if since == row.absent_since_cs else row._replace(absent_since_cs=since)
             )
     return kept
 

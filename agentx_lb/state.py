@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeGuard
 
@@ -131,7 +130,7 @@ def from_json(text: str) -> CounterState:
     if doc["version"] == 1:
         # Version 1 kept times on the old process's uptime: meaningless now.
         # Offsets stay; the first scrape moves every discontinuity.
-        parsed = tuple(replace(r, absent_since_cs=None) for r in parsed)
+        parsed = tuple(r._replace(absent_since_cs=None) for r in parsed)
     return CounterState(instance, parsed, unclean=doc.get("clean") is not True)
 
 

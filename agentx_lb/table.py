@@ -40,9 +40,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate
+from operator import itemgetter
 from typing import TypeVar, cast, overload
 
-from agentx_lb.model import Backend, Encap, Snapshot, Vip, VipCounters, VipRow
+from agentx_lb.model import Backend, Encap, Frame, Snapshot, Vip, VipRow
 from agentx_lb.oids import (
     AGENT,
     BACKEND_ENTRY,
@@ -686,21 +687,82 @@ def _enc_weight(value: object) -> bytes:
 class _Memo:
     """What one build keeps for the next: its inputs and the segments they gave.
 
-    Only what is expensive to encode again is reused (strings, addresses,
-    the backend rows' order and index suffixes); integer columns are
-    re-encoded in bulk every time.
+    Every column that depends on the VIPs' configuration only (all but the
+    counters, the discontinuity times and the flows) is reused whole when the
+    next build has the same VIPs (the parser hands back the same Vip objects
+    while VPP's configuration stands, so the compare is one identity check per
+    VIP); otherwise the strings, addresses and backend row order are reused
+    where their inputs did not change, and the rest encoded again.
     """
 
+    vips: tuple[Vip, ...]
     vip_rows: _Rows
     vip_static: tuple[list[object], ...]  # addresses, versions, prefix lengths, protocols, ports
-    name_seg: _Segment
-    addr_seg: _Segment
+    static_segs: dict[int, _Segment]  # column key -> segment, for the same VIPs
     b_owner: array[int]  # per backend (VIP order, then VPP's): position of its VIP row
     b_addrs: list[str]
     b_order: array[int]  # flat backend positions in OID order (bad and duplicate ones left out)
     b_rows: _Rows
     b_dropped: int
     b_name_seg: _Segment
+    vip_drops: tuple[CellDrop, ...]  # bad VIP indexes (kept with the VIPs)
+
+    @property
+    def name_seg(self) -> _Segment:
+        return self.static_segs[VipColumn.NAME]
+
+
+# Columns that change with every scrape; every other one depends on the VIPs only.
+_DYNAMIC_VIP_COLUMNS = frozenset(
+    {
+        VipColumn.NEXT_PACKETS,
+        VipColumn.FIRST_PACKETS,
+        VipColumn.UNTRACKED_PACKETS,
+        VipColumn.NO_SERVER_PACKETS,
+        VipColumn.ROUTE_PACKETS,
+        VipColumn.ROUTE_OCTETS,
+        VipColumn.DISCONTINUITY_TIME,
+    }
+)
+
+
+def _valid_rows(bld: _Builder, frame: Frame) -> Frame:
+    """`frame` sorted by VIP index, rows with a bad or duplicate index dropped."""
+    indices = [v.index for v in frame.vips]
+    if (
+        all(map(int.__lt__, indices, indices[1:]))
+        and all(type(i) is int for i in indices)
+        and (not indices or (indices[0] >= 1 and indices[-1] <= U32_MAX))
+    ):
+        return frame  # reduce's rows: sorted, valid
+    keep: list[int] = []
+    seen: set[int] = set()
+    # Bad (non-int) indexes first, to be dropped; sorted() is stable: first one wins.
+    for k in sorted(range(len(indices)), key=lambda k: _int_or(indices[k], -1)):
+        idx = indices[k]
+        if type(idx) is not int or not 1 <= idx <= U32_MAX or idx in seen:
+            bld.drop(
+                "vppLbVipIndex",
+                pack_oid(VIP_ENTRY),
+                CellError("bad or duplicate VIP index", repr(idx)),
+            )
+            continue
+        seen.add(idx)
+        keep.append(k)
+    starts = frame.backend_starts()
+    flows: list[int] = []
+    for k in keep:
+        flows.extend(frame.flows[starts[k] : starts[k + 1]])
+    return Frame(
+        tuple(frame.vips[k] for k in keep),
+        [[column[k] for k in keep] for column in frame.counters],
+        [frame.discontinuity_cs[k] for k in keep],
+        flows,
+    )
+
+
+def _int_or(value: object, default: int) -> int:
+    return value if type(value) is int else default
 
 
 def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) -> Table:
@@ -723,22 +785,14 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         ckey = agent + _U32.pack(scalar)
         bld.column(ckey, scalar.snmp_type, scalar.mib_name, zero, [raw], encode, none_absent=False)
 
-    # VIP rows: validate the index, then lay the table out column by column.
-    rows: list[VipRow] = []
-    seen: set[int] = set()
-    for row in sorted(snapshot.rows, key=lambda r: r.vip.index):
-        idx = row.vip.index
-        if type(idx) is not int or not 1 <= idx <= U32_MAX or idx in seen:
-            bld.drop(
-                "vppLbVipIndex",
-                pack_oid(VIP_ENTRY),
-                CellError("bad or duplicate VIP index", repr(idx)),
-            )
-            continue
-        seen.add(idx)
-        rows.append(row)
-    del seen
-    vips = [r.vip for r in rows]
+    frame = Frame.from_rows(snapshot.rows)
+    if memo is not None and memo.vips == frame.vips:
+        # The same VIPs as last time (the common case): only what moves is encoded.
+        return _build_moving(bld, frame, memo, root, snapshot.taken_at)
+    drops_before = len(bld.drops)
+    frame = _valid_rows(bld, frame)
+    vip_drops = tuple(bld.drops[drops_before:])
+    vips = frame.vips
     vrows = _Rows.of_u32([v.index for v in vips])
     if memo is not None and memo.vip_rows.suf == vrows.suf:
         vrows = memo.vip_rows
@@ -751,18 +805,17 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     )
     same_static = memo is not None and memo.vip_rows is vrows and memo.vip_static == static
     names: list[object] | None = None
+    static_segs: dict[int, _Segment] = {}
 
     entry = pack_oid(VIP_ENTRY)
-    counters = [r.counters for r in rows]
     actives = [len([b for b in v.backends if b.used]) for v in vips]
-    name_seg = addr_seg = None
     raws: Sequence[object]
     for col in _VIP_COLUMNS:
         ckey = entry + _U32.pack(col)
         if col == VipColumn.NAME or col == VipColumn.ADDRESS:
             if same_static:
                 assert memo is not None
-                seg = memo.name_seg if col == VipColumn.NAME else memo.addr_seg
+                seg = memo.static_segs[col]
                 bld.segments.append(seg)
             elif col == VipColumn.NAME:
                 names = [v.name for v in vips]
@@ -772,24 +825,13 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
                 raws = [Inet(v.address, v.ip_version) for v in vips]
                 seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, raws,
                                  partial(_encode_vip, col))  # fmt: skip
-            if col == VipColumn.NAME:
-                name_seg = seg
-            else:
-                addr_seg = seg
+            static_segs[col] = seg
             continue
-        raws = _vip_column(col, rows, vips, counters, actives, static)
-        bld.column(
-            ckey,
-            col.snmp_type,
-            col.mib_name,
-            vrows,
-            raws,
-            partial(_encode_vip, col),
-            lo=0 if col in _VIP_RANGES else None,
-            hi=_VIP_RANGES.get(col),
-            allowed=_ENCAP_VALUES if col == VipColumn.ENCAP else None,
-        )
-    del counters, actives
+        raws = _vip_column(col, frame, actives, static)
+        seg = _vip_segment(bld, ckey, col, vrows, raws)
+        if col not in _DYNAMIC_VIP_COLUMNS:
+            static_segs[col] = seg
+    del actives
 
     # Backend rows, sorted by their index (vip, type, len, address octets).
     backs = [b for v in vips for b in v.backends]
@@ -806,7 +848,6 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     else:
         order, brows, b_dropped = _backend_rows(bld, vips, backs, owner)
     same_brows = memo is not None and memo.b_rows is brows
-    del addrs
     sb = [backs[j] for j in order]
 
     bentry = pack_oid(BACKEND_ENTRY)
@@ -815,12 +856,12 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
          enc_integer, {}),
         (BackendColumn.WEIGHT, [b.weight for b in sb], _enc_weight, {"lo": 0, "hi": 100}),
         (BackendColumn.BUCKETS, [b.buckets for b in sb], enc_unsigned32, {"none_absent": False}),
-        (BackendColumn.FLOWS, [b.flows for b in sb], enc_unsigned32, {"none_absent": False}),
     ):  # fmt: skip
-        bld.column(
+        static_segs[bcol + _BACKEND_KEY] = bld.column(
             bentry + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, raws, encode, **kw
         )
     del sb
+    _flows_segment(bld, frame, order, brows)
     bcol = BackendColumn.NAME
     if same_static and same_brows:
         assert memo is not None
@@ -834,23 +875,96 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         b_name_seg = bld.column(
             bkey, bcol.snmp_type, bcol.mib_name, brows, raws, enc_display, none_absent=False
         )
-    assert name_seg is not None and addr_seg is not None
     next_memo = _Memo(
-        vrows, static, name_seg, addr_seg, owner, [b.address for b in backs], order, brows,
-        b_dropped, b_name_seg,
+        snapshot_vips(snapshot.rows, frame), vrows, static, static_segs, owner, addrs, order,
+        brows, b_dropped, b_name_seg, vip_drops,
     )  # fmt: skip
     return bld.finish(root, next_memo, snapshot.taken_at)
 
 
+# Backend column keys in `_Memo.static_segs` (apart from the VIP columns').
+_BACKEND_KEY = 1000
+
+
+def snapshot_vips(rows: Sequence[VipRow], frame: Frame) -> tuple[Vip, ...]:
+    """The VIPs the next build compares with: as given (before validation)."""
+    return rows.vips if isinstance(rows, Frame) else frame.vips
+
+
+def _vip_segment(
+    bld: _Builder, ckey: bytes, col: VipColumn, vrows: _Rows, raws: Sequence[object]
+) -> _Segment:
+    return bld.column(
+        ckey,
+        col.snmp_type,
+        col.mib_name,
+        vrows,
+        raws,
+        partial(_encode_vip, col),
+        lo=0 if col in _VIP_RANGES else None,
+        hi=_VIP_RANGES.get(col),
+        allowed=_ENCAP_VALUES if col == VipColumn.ENCAP else None,
+    )
+
+
+def _flows_segment(bld: _Builder, frame: Frame, order: array[int], brows: _Rows) -> None:
+    flows = frame.flows
+    raws = (
+        flows if len(order) == len(flows) and _is_identity(order) else itemgetter_list(flows, order)
+    )
+    bcol = BackendColumn.FLOWS
+    bld.column(
+        pack_oid(BACKEND_ENTRY) + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, raws,
+        enc_unsigned32, none_absent=False,
+    )  # fmt: skip
+
+
+def _is_identity(order: array[int]) -> bool:
+    return order == array("I", range(len(order)))
+
+
+def itemgetter_list(values: Sequence[int], positions: Sequence[int]) -> list[int]:
+    """`[values[p] for p in positions]`, gathered in C."""
+    if not positions:
+        return []
+    if len(positions) == 1:
+        return [values[positions[0]]]
+    return list(itemgetter(*positions)(values))
+
+
+def _build_moving(bld: _Builder, frame: Frame, memo: _Memo, root: Oid, taken_at: float) -> Table:
+    """The table for the same VIPs as `memo`'s build: the static columns shared."""
+    bld.drops.extend(memo.vip_drops)
+    bld.dropped += len(memo.vip_drops) + memo.b_dropped
+    if memo.vip_drops:
+        frame = _valid_rows(_Builder(root), frame)  # the same rows as memo's build kept
+    entry = pack_oid(VIP_ENTRY)
+    vrows = memo.vip_rows
+    for col in _VIP_COLUMNS:
+        if col in _DYNAMIC_VIP_COLUMNS:
+            raws = _vip_column(col, frame, [], memo.vip_static)
+            _vip_segment(bld, entry + _U32.pack(col), col, vrows, raws)
+        else:
+            bld.segments.append(memo.static_segs[col])
+    for bcol in (BackendColumn.STATE, BackendColumn.WEIGHT, BackendColumn.BUCKETS):
+        bld.segments.append(memo.static_segs[bcol + _BACKEND_KEY])
+    _flows_segment(bld, frame, memo.b_order, memo.b_rows)
+    bld.segments.append(memo.b_name_seg)
+    return bld.finish(root, memo, taken_at)
+
+
 def _vip_column(
     col: VipColumn,
-    rows: list[VipRow],
-    vips: list[Vip],
-    counters: list[VipCounters],
+    frame: Frame,
     actives: list[int],
     static: tuple[list[object], ...],
 ) -> Sequence[object]:
-    """Raw values of one VIP column (not NAME/ADDRESS), aligned with rows."""
+    """Raw values of one VIP column (not NAME/ADDRESS), aligned with the frame's rows."""
+    vips = frame.vips
+    if col in _COUNTER_COLUMN_INDEX:
+        return frame.counters[_COUNTER_COLUMN_INDEX[col]]
+    if col == VipColumn.DISCONTINUITY_TIME:
+        return frame.discontinuity_cs
     if col == VipColumn.ADDRESS_TYPE:
         return [INET_ADDRESS_IPV6 if ver == 6 else INET_ADDRESS_IPV4 for ver in static[1]]
     if col == VipColumn.PREFIX_LENGTH:
@@ -871,26 +985,24 @@ def _vip_column(
         return actives
     if col == VipColumn.OPER_STATUS:
         return [OPER_UP if a else OPER_NO_ACTIVE_BACKENDS for a in actives]
-    if col == VipColumn.DISCONTINUITY_TIME:
-        return [r.discontinuity_cs for r in rows]
-    field = _COUNTER_FIELDS[col]
-    return [getattr(c, field) for c in counters]
+    raise ValueError(f"not a VIP value column: {col!r}")
 
 
-_COUNTER_FIELDS = {
-    VipColumn.NEXT_PACKETS: "next_packets",
-    VipColumn.FIRST_PACKETS: "first_packets",
-    VipColumn.UNTRACKED_PACKETS: "untracked_packets",
-    VipColumn.NO_SERVER_PACKETS: "no_server_packets",
-    VipColumn.ROUTE_PACKETS: "route_packets",
-    VipColumn.ROUTE_OCTETS: "route_octets",
+# The counter columns' positions in `Frame.counters` (VipCounters order).
+_COUNTER_COLUMN_INDEX = {
+    VipColumn.NEXT_PACKETS: 0,
+    VipColumn.FIRST_PACKETS: 1,
+    VipColumn.UNTRACKED_PACKETS: 2,
+    VipColumn.NO_SERVER_PACKETS: 3,
+    VipColumn.ROUTE_PACKETS: 4,
+    VipColumn.ROUTE_OCTETS: 5,
 }
 # Bulk-path ranges (the cell path, `_encode_vip`, reports the same limits).
 _VIP_RANGES = {**_VIP_LIMITS, VipColumn.PREFIX_LENGTH: 128}
 
 
 def _backend_rows(
-    bld: _Builder, vips: list[Vip], backs: list[Backend], owner: array[int]
+    bld: _Builder, vips: Sequence[Vip], backs: list[Backend], owner: array[int]
 ) -> tuple[array[int], _Rows, int]:
     """(flat positions in OID order, their index suffixes, cells dropped)."""
     before = bld.dropped

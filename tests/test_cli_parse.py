@@ -189,8 +189,8 @@ def test_blank_lines_are_not_significant(name: str) -> None:
 
 
 def test_empty_text_is_zero_vips() -> None:
-    assert parse_vips("") == ((), ())
-    assert parse_vips("\n\n") == ((), ())
+    assert parse_vips("")[:2] == ((), ())
+    assert parse_vips("\n\n")[:2] == ((), ())
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from itertools import pairwise
 
@@ -53,7 +54,11 @@ class Feed:
     ) -> list[Notification]:
         rows_t = tuple(rows)
         return self.n.observe(
-            rows_t, _table_shape(rows_t), connected=connected, last_error=error, now=now
+            rows_t,
+            _table_shape([r.vip for r in rows_t]),
+            connected=connected,
+            last_error=error,
+            now=now,
         )
 
 
@@ -281,12 +286,7 @@ def test_weight_or_flow_changes_are_not_state_changes() -> None:
     rows = two_vips()
     b = rows[1].vip.backends[0]
     changed = VipRow(
-        vip=Vip(
-            **{
-                **{s: getattr(rows[1].vip, s) for s in Vip.__slots__},
-                "backends": (Backend(b.address, 99, 7, True, weight=5),),
-            }
-        ),
+        vip=dataclasses.replace(rows[1].vip, backends=(Backend(b.address, 99, 7, True, weight=5),)),
         counters=VipCounters(),
         discontinuity_cs=0,
     )

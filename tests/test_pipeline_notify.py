@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -22,7 +23,7 @@ def with_backends(index: int, **used: bool) -> Any:
         Backend(address=f"10.0.{index}.{n[1:]}", buckets=0, flows=0, used=u)
         for n, u in used.items()
     )
-    return type(v)(**{**{s: getattr(v, s) for s in type(v).__slots__}, "backends": backends})
+    return dataclasses.replace(v, backends=backends)
 
 
 def trap_type(varbinds: bytes) -> NotificationType:

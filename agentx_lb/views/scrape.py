@@ -9,7 +9,7 @@ carries the monotonic time at which the counters were read, for rates.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ class Scraper:
         source: Source,
         *,
         clock: Callable[[], float] = time.monotonic,
-        reduce: Callable[[RawScrape, Any, int], tuple[tuple[VipRow, ...], Any]] | None = None,
+        reduce: Callable[[RawScrape, Any, int], tuple[Sequence[VipRow], Any]] | None = None,
     ) -> None:
         if reduce is None:
             from agentx_lb.reduce import reduce as reduce_
@@ -58,7 +58,8 @@ class Scraper:
         at_s = self._clock()
         now_cs = int((at_s - self._start) * 100)
         rows, self._state = self._reduce(raw, self._state, now_cs)
-        return Scrape(raw=raw, rows=rows, at_s=at_s)
+        # The views read every row, more than once: made once here.
+        return Scrape(raw=raw, rows=tuple(rows), at_s=at_s)
 
     def close(self) -> None:
         self._source.close()

@@ -27,7 +27,7 @@ import ipaddress
 import operator
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from agentx_lb.errors import CliParseError
 from agentx_lb.model import (
@@ -38,6 +38,7 @@ from agentx_lb.model import (
     LbSettings,
     ParseProblem,
     Vip,
+    with_flows,
 )
 
 __all__ = [
@@ -78,10 +79,28 @@ _AS_MASTER = re.compile(rf"^(\S+) weight:{_N} buckets:{_N} flows:{_N} dpo:{_N} +
 
 
 class ParsedVips(NamedTuple):
-    """Result of the lenient parser: the VIPs understood and the problems seen."""
+    """Result of the lenient parser: the VIPs understood and the problems seen.
+
+    `flows` (from `VipParser`): every backend's flow count, the backends of
+    `vips` back to back; then the `Backend.flows` inside `vips` are not read
+    (`with_flows()` puts them in). None: each `Backend.flows` is the count.
+    """
 
     vips: tuple[Vip, ...]
     problems: tuple[ParseProblem, ...]
+    flows: Sequence[int] | None = None
+
+    def with_flows(self) -> tuple[Vip, ...]:
+        """The VIPs with their backends' flow counts in place."""
+        if self.flows is None:
+            return self.vips
+        out = []
+        at = 0
+        for vip in self.vips:
+            n = len(vip.backends)
+            out.append(with_flows(vip, self.flows[at : at + n]))
+            at += n
+        return tuple(out)
 
 
 def _lines(text: str) -> list[str]:
@@ -483,8 +502,9 @@ _COUNTER_LINES = re.compile(
 _MISS = _Header("not parsed yet", 0, "", False, False, 4, Encap.GRE4, "", 0)  # a sentinel
 
 
-class VipParser:
-    """Parses successive `show lb vips verbose` texts, reusing unchanged VIP blocks.
+class _BlockParser:
+    """Parses successive texts exactly (problems with their line numbers),
+    reusing unchanged VIP blocks.
 
     A VIP block whose text is the same as in the previous parse, apart from its
     printed counter values, gives the same `Vip` object again; one whose
@@ -584,13 +604,108 @@ class VipParser:
         return starts
 
 
+# The values that move with traffic: the counter lines VPP prints in each VIP
+# block (the served counters come from the stats segment) and each backend's
+# flow count, in either style. Cut out of the text, what is left changes only
+# when VPP's configuration does.
+_FLOWS_OLD = re.compile(r"buckets +([0-9]{1,20}) flows ")
+_FLOWS_MASTER = re.compile(r" flows:([0-9]{1,20}) dpo:")
+# What a cut flow count leaves: a line the block parser reads as 0 flows.
+_FLOWS_OLD_LEFT = "buckets 0 flows "
+_FLOWS_MASTER_LEFT = " flows:0 dpo:"
+# Every VIP block starts on a line ` ip4-...` or ` ip6-...` (`format_lb_vip`).
+_BLOCK_SEP = "\n ip"
+
+
+def _cut_volatile(text: str) -> tuple[list[str], list[str]] | None:
+    """(VIP blocks without their moving values, each block `ip` + the rest;
+    the flow counts in order), or None when the text is not in VPP's usual
+    shape (CRLF, text before the first VIP): then only the exact parse will do."""
+    if "\r" in text or not text.startswith(" ip"):
+        return None
+    rest = _COUNTER_LINES.sub("counters:\n", text)
+    parts = _FLOWS_OLD.split(rest)
+    left = _FLOWS_OLD_LEFT
+    if len(parts) == 1:
+        parts = _FLOWS_MASTER.split(rest)
+        left = _FLOWS_MASTER_LEFT
+    del rest
+    flows = parts[1::2]
+    rest = left.join(parts[0::2])
+    del parts
+    return ("\n" + rest).split(_BLOCK_SEP)[1:], flows
+
+
+class VipParser:
+    """Parses successive `show lb vips verbose` texts, reusing unchanged VIP blocks.
+
+    Fast path: the values that move with traffic (counter lines, flow counts)
+    are cut out of the text in bulk, the flow counts kept as one column
+    (`ParsedVips.flows`); what is left of each VIP block is looked up in the
+    last parse, so a block whose configuration did not change gives the same
+    `Vip` object again without being read, and only new or changed blocks are
+    parsed. Whenever that is not clean (any problem, a text not in VPP's usual
+    shape, flow counts that do not line up one per backend line), the whole
+    text is parsed exactly instead (`_BlockParser`: problems with their line
+    numbers). `parse(text).with_flows()` always equals `parse_vips(text).vips`
+    and the problems are the same. The memo holds the VIP blocks of the last
+    parse (their text without moving values) and their Vips.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, Vip] = {}  # block text without moving values -> Vip
+        self._exact = _BlockParser()
+
+    def parse(self, text: str) -> ParsedVips:
+        """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported)."""
+        cut = _cut_volatile(text)
+        if cut is not None:
+            blocks, flow_texts = cut
+            vips = self._from_blocks(blocks)
+            if vips is not None and sum(len(v.backends) for v in vips) == len(flow_texts):
+                return ParsedVips(vips, (), list(map(int, flow_texts)))
+        self._blocks = {}
+        parsed = self._exact.parse(text)
+        return ParsedVips(
+            parsed.vips, parsed.problems, [b.flows for v in parsed.vips for b in v.backends]
+        )
+
+    def _from_blocks(self, blocks: list[str]) -> tuple[Vip, ...] | None:
+        """The Vip of each block (memo first); None at the first problem."""
+        before = self._blocks
+        found = list(map(before.get, blocks))
+        if None in found:
+            for k, vip in enumerate(found):
+                if vip is None:
+                    parsed = _block_vip("ip" + blocks[k])
+                    if parsed is None:
+                        return None
+                    found[k] = parsed
+        vips = cast("list[Vip]", found)  # no None left (see above)
+        if len({v.index for v in vips}) != len(vips):
+            return None  # a duplicate index: the exact parse reports it
+        self._blocks = dict(zip(blocks, vips))
+        return tuple(vips)
+
+
+def _block_vip(block: str) -> Vip | None:
+    """One VIP block on its own (its text without moving values) -> its Vip, or
+    None when anything in it is a problem."""
+    first = block.split("\n", 1)[0]
+    header = _header(" " + first)
+    if header is None:
+        return None
+    result, _ = _parse_block(" " + block, header)
+    return result if isinstance(result, Vip) else None
+
+
 def parse_vips(text: str) -> ParsedVips:
     """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported).
 
     Stateless; a scraper parsing the same VIP list again and again should keep
     a `VipParser`.
     """
-    return VipParser().parse(text)
+    return _BlockParser().parse(text)
 
 
 def parse_vips_strict(text: str) -> tuple[Vip, ...]:

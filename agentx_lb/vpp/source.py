@@ -218,6 +218,7 @@ class VppSource:
             stats_index=stats_index,
             vpp_instance=instance,
             vpp_version=self._vpp_version,
+            flows=parsed.flows,
             settings=settings,
             timings_ms=timings,
         )
