@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import operator
 import re
 from collections.abc import Sequence
@@ -494,8 +495,10 @@ class _LineNumbers:
 # counter values change with traffic but are not used (the served counters come
 # from the stats segment). Every line matched here is one that the counters
 # section accepts and ignores; anything unusual is left to the tail.
+# (Possessive: no character class can give back what the next element needs,
+# so this matches what the plain form matches, without its backtracking.)
 _COUNTER_LINES = re.compile(
-    r"counters:[ \t\r]*\n((?:[ \t]*[A-Za-z][A-Za-z0-9 _-]*: [0-9]{1,20}[ \t\r]*\n)*)"
+    r"counters:[ \t\r]*+\n((?:[ \t]*+[A-Za-z][A-Za-z0-9 _-]*+: [0-9]{1,20}+[ \t\r]*+\n)*+)"
 )
 
 
@@ -633,7 +636,18 @@ def _cut_volatile(text: str) -> tuple[list[str], list[str]] | None:
     flows = parts[1::2]
     rest = left.join(parts[0::2])
     del parts
-    return ("\n" + rest).split(_BLOCK_SEP)[1:], flows
+    blocks = rest.split(_BLOCK_SEP)
+    blocks[0] = blocks[0][len(" ip") :]  # the text starts with ` ip` (checked above)
+    return blocks, flows
+
+
+def _ints(digits: list[str]) -> list[int]:
+    """`[int(d) for d in digits]` (ASCII digit strings), in C: json reads them
+    about a third faster than int() one by one; it refuses a leading zero."""
+    try:
+        return json.loads("[" + ",".join(digits) + "]")  # type: ignore[no-any-return]  # a list of int
+    except ValueError:
+        return list(map(int, digits))
 
 
 class VipParser:
@@ -663,7 +677,7 @@ class VipParser:
             blocks, flow_texts = cut
             vips = self._from_blocks(blocks)
             if vips is not None and sum(len(v.backends) for v in vips) == len(flow_texts):
-                return ParsedVips(vips, (), list(map(int, flow_texts)))
+                return ParsedVips(vips, (), _ints(flow_texts))
         self._blocks = {}
         parsed = self._exact.parse(text)
         return ParsedVips(
