@@ -37,7 +37,8 @@ time moves at the first scrape, since continuity can no longer be proven.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, repeat
+from functools import partial
+from itertools import accumulate, islice, repeat
 from operator import add, attrgetter, itemgetter, le, lt
 
 from agentx_lb.model import (
@@ -62,10 +63,14 @@ _REMOVED = attrgetter("removed")
 DEFAULT_RETAIN_ABSENT_CS = 600 * 100
 
 
-def _pick(row: Sequence[int], indices: list[int]) -> list[int]:
-    """`row[i]` for each index; an index beyond a (short) row is 0."""
+def _pick(row: Sequence[int], indices: list[int], dense: bool = False) -> Sequence[int]:
+    """`row[i]` for each index; an index beyond a (short) row is 0. `dense`:
+    the indices are `range(indices[0], indices[-1] + 1)`."""
     if not indices:
         return []
+    if dense and indices[-1] < len(row):
+        # VPP's pool indexes, usually dense (and sorted by reduce): one slice.
+        return row[indices[0] : indices[-1] + 1]
     if max(indices) < len(row):
         if len(indices) == 1:
             return [row[indices[0]]]
@@ -75,13 +80,24 @@ def _pick(row: Sequence[int], indices: list[int]) -> list[int]:
     return [row[i] if i < n else 0 for i in indices]
 
 
-def _thread_sum(rows: Sequence[Sequence[int]], indices: list[int]) -> list[int]:
+def _thread_sum(
+    rows: Sequence[Sequence[int]], indices: list[int], dense: bool = False
+) -> list[int]:
     if not rows:
         return [0] * len(indices)
-    total = _pick(rows[0], indices)
+    total = list(_pick(rows[0], indices, dense))
     for row in rows[1:]:
-        total = list(map(add, total, _pick(row, indices)))
+        total = list(map(add, total, _pick(row, indices, dense)))
     return total
+
+
+def _is_dense(indices: list[int]) -> bool:
+    """Are `indices` exactly `range(indices[0], indices[-1] + 1)`?"""
+    return bool(indices) and (
+        indices[0] >= 0
+        and indices[-1] - indices[0] == len(indices) - 1
+        and all(map(lt, indices, islice(indices, 1, None)))
+    )
 
 
 def _columns(
@@ -105,8 +121,9 @@ def _raw_columns(
     """Per VIP of `vips` (aligned): its route's FIB stats_index, and its six raw
     values (VipCounters order) summed over threads, as six columns."""
     indices = [vip.index for vip in vips]
+    dense = _is_dense(indices)
     columns: list[list[int | None]] = [
-        _thread_sum(raw.lb_counters.get(name, ()), indices)  # type: ignore[misc]  # int is int | None
+        _thread_sum(raw.lb_counters.get(name, ()), indices, dense)  # type: ignore[misc]  # int is int | None
         for name in LB_COUNTER_NAMES
     ]
     route_indices = list(map(raw.stats_index.get, map(_PREFIX, vips)))
@@ -258,7 +275,7 @@ def _unchanged_rows(
         return None
     if list(map(_ROUTE_INDEX, rows)) != route_indices:
         return None
-    if any(a is not None for a in map(_ABSENT_SINCE, rows)):
+    if list(map(_ABSENT_SINCE, rows)).count(None) != len(rows):
         return None
     for last, now in zip(zip(*map(_LAST_RAW, rows)), columns, strict=True):
         # A None in last: unknown since a reset; an int in now (no None: routes known).
@@ -269,13 +286,13 @@ def _unchanged_rows(
         return None
     offsets = list(map(_OFFSETS, rows))
     served: list[Sequence[int | None]]
-    if all(off == _NO_OFFSETS for off in offsets):
+    if offsets.count(_NO_OFFSETS) == len(offsets):
         served = list(columns)
     else:
         served = [list(map(add, off, now)) for off, now in zip(zip(*offsets), columns, strict=True)]
     states = tuple(
         map(
-            RowState._make,
+            _row_state,
             zip(
                 map(_IDENTITY, rows),
                 offsets,
@@ -290,6 +307,9 @@ def _unchanged_rows(
 
 
 _NO_OFFSETS = (0,) * COUNTER_COLUMNS
+# RowState from a tuple of its six fields, in C (RowState._make checks the
+# length in Python; the zip above always gives six).
+_row_state = partial(tuple.__new__, RowState)
 _IDENTITY = attrgetter("identity")
 _ROUTE_INDEX = attrgetter("route_stats_index")
 _ABSENT_SINCE = attrgetter("absent_since_cs")

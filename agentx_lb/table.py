@@ -702,6 +702,7 @@ class _Memo:
     b_owner: array[int]  # per backend (VIP order, then VPP's): position of its VIP row
     b_addrs: list[str]
     b_order: array[int]  # flat backend positions in OID order (bad and duplicate ones left out)
+    b_in_order: bool  # b_order is every backend in VPP's order
     b_rows: _Rows
     b_dropped: int
     b_name_seg: _Segment
@@ -861,7 +862,8 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
             bentry + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, raws, encode, **kw
         )
     del sb
-    _flows_segment(bld, frame, order, brows)
+    in_order = memo.b_in_order if same_brows and memo is not None else _in_order(order, len(backs))
+    _flows_segment(bld, frame, order, in_order, brows)
     bcol = BackendColumn.NAME
     if same_static and same_brows:
         assert memo is not None
@@ -877,7 +879,7 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         )
     next_memo = _Memo(
         snapshot_vips(snapshot.rows, frame), vrows, static, static_segs, owner, addrs, order,
-        brows, b_dropped, b_name_seg, vip_drops,
+        in_order, brows, b_dropped, b_name_seg, vip_drops,
     )  # fmt: skip
     return bld.finish(root, next_memo, snapshot.taken_at)
 
@@ -907,11 +909,12 @@ def _vip_segment(
     )
 
 
-def _flows_segment(bld: _Builder, frame: Frame, order: array[int], brows: _Rows) -> None:
+def _flows_segment(
+    bld: _Builder, frame: Frame, order: array[int], in_order: bool, brows: _Rows
+) -> None:
+    """The flows column: `in_order`, `order` is every backend in VPP's order."""
     flows = frame.flows
-    raws = (
-        flows if len(order) == len(flows) and _is_identity(order) else itemgetter_list(flows, order)
-    )
+    raws = flows if in_order else itemgetter_list(flows, order)
     bcol = BackendColumn.FLOWS
     bld.column(
         pack_oid(BACKEND_ENTRY) + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, raws,
@@ -919,8 +922,9 @@ def _flows_segment(bld: _Builder, frame: Frame, order: array[int], brows: _Rows)
     )  # fmt: skip
 
 
-def _is_identity(order: array[int]) -> bool:
-    return order == array("I", range(len(order)))
+def _in_order(order: array[int], n: int) -> bool:
+    """Is `order` `range(n)`? (VPP lists the backends in OID order already.)"""
+    return len(order) == n and order == array("I", range(n))
 
 
 def itemgetter_list(values: Sequence[int], positions: Sequence[int]) -> list[int]:
@@ -948,7 +952,7 @@ def _build_moving(bld: _Builder, frame: Frame, memo: _Memo, root: Oid, taken_at:
             bld.segments.append(memo.static_segs[col])
     for bcol in (BackendColumn.STATE, BackendColumn.WEIGHT, BackendColumn.BUCKETS):
         bld.segments.append(memo.static_segs[bcol + _BACKEND_KEY])
-    _flows_segment(bld, frame, memo.b_order, memo.b_rows)
+    _flows_segment(bld, frame, memo.b_order, memo.b_in_order, memo.b_rows)
     bld.segments.append(memo.b_name_seg)
     return bld.finish(root, memo, taken_at)
 

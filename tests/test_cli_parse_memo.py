@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentx_lb.model import Vip
+from agentx_lb.vpp import cli_parse
 from agentx_lb.vpp.cli_parse import ParsedVips, VipParser, _BlockParser, parse_vips
 
 DATA = Path(__file__).parent / "data" / "cli"
@@ -322,3 +323,22 @@ def test_any_sequence_of_edits_parses_as_a_fresh_parser_would(
             text = text[: cut % (len(text) + 1)]
         _check(parser, text)
         _check(parser, text)  # the same text again: all from the memo
+
+
+def test_small_chunks_parse_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path cuts the text a chunk of whole VIP blocks at a time (so no
+    # C call holds the GIL long); chunks of ~one block must change nothing.
+    monkeypatch.setattr(cli_parse, "_CHUNK", 40)
+    vips = _model(5)
+    parser = VipParser()
+    first = _check(parser, _render(vips))
+    vips[3].backends[1].flows = 77
+    vips[1].counters = (9, 9, 9, 9)
+    second = _check(parser, _render(vips))
+    assert all(a is b for a, b in zip(first.vips, second.vips, strict=True))
+    assert [b.flows for b in second.with_flows()[3].backends] == [1, 77, 3]
+    vips[2].backends.pop()
+    _check(parser, _render(vips))
+    assert len(parser._blocks) == 5  # white box: the fast path did it (not the exact parse)
+    _check(parser, _render(vips, master=True))
+    assert len(parser._blocks) == 5

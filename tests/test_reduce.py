@@ -17,7 +17,7 @@ from agentx_lb.model import (
     VipCounters,
     VipRow,
 )
-from agentx_lb.reduce import reduce, sum_counters
+from agentx_lb.reduce import _is_dense, _thread_sum, reduce, sum_counters
 from agentx_lb.state import from_json, to_json
 
 V1 = Vip(1, "192.0.2.1", 32, 4, Encap.GRE4, protocol=6, port=80)
@@ -325,3 +325,23 @@ def test_served_counters_never_decrease(
             for i, s in enumerate(served)
         )
         last_disc = row.discontinuity_cs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=12), max_size=3),
+    st.lists(st.integers(0, 14), max_size=10),
+    st.booleans(),
+)
+def test_thread_sums_by_slice_equal_sums_by_index(
+    rows: list[list[int]], picks: list[int], sort: bool
+) -> None:
+    # Dense, sorted VIP indexes are summed by slicing each thread's row; any
+    # other index list (a route's stats indexes: any order, repeats) one by one.
+    indices = sorted(set(picks)) if sort else picks
+    expected = [sum(row[i] if i < len(row) else 0 for row in rows) for i in indices]
+    assert _thread_sum(rows, indices, _is_dense(indices)) == expected
+    assert _thread_sum(rows, indices) == expected
+    assert _is_dense(indices) == (
+        indices == list(range(indices[0], indices[0] + len(indices))) if indices else False
+    )

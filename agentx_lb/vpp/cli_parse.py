@@ -27,7 +27,7 @@ import ipaddress
 import json
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple, cast
 
 from agentx_lb.errors import CliParseError
@@ -620,25 +620,34 @@ _FLOWS_MASTER_LEFT = " flows:0 dpo:"
 _BLOCK_SEP = "\n ip"
 
 
-def _cut_volatile(text: str) -> tuple[list[str], list[str]] | None:
-    """(VIP blocks without their moving values, each block `ip` + the rest;
-    the flow counts in order), or None when the text is not in VPP's usual
-    shape (CRLF, text before the first VIP): then only the exact parse will do."""
-    if "\r" in text or not text.startswith(" ip"):
-        return None
-    rest = _COUNTER_LINES.sub("counters:\n", text)
-    parts = _FLOWS_OLD.split(rest)
-    left = _FLOWS_OLD_LEFT
-    if len(parts) == 1:
-        parts = _FLOWS_MASTER.split(rest)
-        left = _FLOWS_MASTER_LEFT
-    del rest
-    flows = parts[1::2]
-    rest = left.join(parts[0::2])
-    del parts
-    blocks = rest.split(_BLOCK_SEP)
-    blocks[0] = blocks[0][len(" ip") :]  # the text starts with ` ip` (checked above)
-    return blocks, flows
+# Text cut per C call: each regex pass or split over one chunk holds the GIL
+# about a millisecond, so a GetNext waiting for it is not held up longer.
+_CHUNK = 1 << 17
+
+
+def _cut_chunks(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """The text (VPP's usual shape: no CR, starting with a VIP) a chunk of
+    whole VIP blocks at a time: (the blocks without their moving values, each
+    `ip` + the rest of the block; the flow counts in order)."""
+    n = len(text)
+    start = 0
+    while start < n:
+        end = text.find(_BLOCK_SEP, start + _CHUNK)
+        if end < 0:
+            end = n
+        rest = _COUNTER_LINES.sub("counters:\n", text[start:end])
+        parts = _FLOWS_OLD.split(rest)
+        left = _FLOWS_OLD_LEFT
+        if len(parts) == 1:
+            parts = _FLOWS_MASTER.split(rest)
+            left = _FLOWS_MASTER_LEFT
+        del rest
+        flows = parts[1::2]
+        blocks = left.join(parts[0::2]).split(_BLOCK_SEP)
+        del parts
+        blocks[0] = blocks[0][len(" ip") :]  # each chunk starts with ` ip`
+        yield blocks, flows
+        start = end + 1  # past the separator's newline
 
 
 def _ints(digits: list[str]) -> list[int]:
@@ -672,34 +681,47 @@ class VipParser:
 
     def parse(self, text: str) -> ParsedVips:
         """Parse `show lb vips verbose`; lenient (bad blocks are skipped and reported)."""
-        cut = _cut_volatile(text)
-        if cut is not None:
-            blocks, flow_texts = cut
-            vips = self._from_blocks(blocks)
-            if vips is not None and sum(len(v.backends) for v in vips) == len(flow_texts):
-                return ParsedVips(vips, (), _ints(flow_texts))
+        if "\r" not in text and text.startswith(" ip"):
+            fast = self._parse_cut(text)
+            if fast is not None:
+                return fast
         self._blocks = {}
         parsed = self._exact.parse(text)
         return ParsedVips(
             parsed.vips, parsed.problems, [b.flows for v in parsed.vips for b in v.backends]
         )
 
-    def _from_blocks(self, blocks: list[str]) -> tuple[Vip, ...] | None:
-        """The Vip of each block (memo first); None at the first problem."""
+    def _parse_cut(self, text: str) -> ParsedVips | None:
+        """The fast path; None at the first thing that is not clean."""
         before = self._blocks
-        found = list(map(before.get, blocks))
-        if None in found:
-            for k, vip in enumerate(found):
-                if vip is None:
-                    parsed = _block_vip("ip" + blocks[k])
-                    if parsed is None:
-                        return None
-                    found[k] = parsed
-        vips = cast("list[Vip]", found)  # no None left (see above)
-        if len({v.index for v in vips}) != len(vips):
+        now: dict[str, Vip] = {}
+        vips: list[Vip] = []
+        flows: list[int] = []
+        for blocks, flow_texts in _cut_chunks(text):
+            found = list(map(before.get, blocks))
+            if None in found:
+                for k, vip in enumerate(found):
+                    if vip is None:
+                        parsed = _block_vip("ip" + blocks[k])
+                        if parsed is None:
+                            return None
+                        found[k] = parsed
+            chunk = cast("list[Vip]", found)  # no None left (see above)
+            # One cut flow count per backend line: each backend line the block
+            # parser accepted holds exactly one, so none came from elsewhere.
+            if sum(map(len, map(_BACKENDS, chunk))) != len(flow_texts):
+                return None
+            vips.extend(chunk)
+            flows.extend(_ints(flow_texts))
+            now.update(zip(blocks, chunk))
+        if len(set(map(_INDEX, vips))) != len(vips):
             return None  # a duplicate index: the exact parse reports it
-        self._blocks = dict(zip(blocks, vips))
-        return tuple(vips)
+        self._blocks = now
+        return ParsedVips(tuple(vips), (), flows)
+
+
+_BACKENDS = operator.attrgetter("backends")
+_INDEX = operator.attrgetter("index")
 
 
 def _block_vip(block: str) -> Vip | None:

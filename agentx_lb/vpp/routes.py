@@ -11,6 +11,7 @@ the next scrape.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Iterable, Mapping
 
@@ -26,6 +27,11 @@ class RouteCache:
         self._instance: str | None = None
         self._index: dict[str, int | None] = {}
         self._due_at: dict[str, float] = {}
+        # (due time, prefix) in time order: the scrape takes what is due off the
+        # top instead of scanning every entry. An entry whose prefix was
+        # resolved again since (another due time) or dropped is skipped.
+        self._heap: list[tuple[float, str]] = []
+        self._asked: dict[str, None] = {}  # due, handed out, no answer yet (in order)
         self._view: dict[str, int | None] | None = {}
 
     def use_instance(self, instance: str) -> None:
@@ -34,21 +40,30 @@ class RouteCache:
             self._instance = instance
             self._index.clear()
             self._due_at.clear()
+            self._heap.clear()
+            self._asked.clear()
             self._view = None
 
     def due(self, prefixes: Iterable[str], now: float) -> list[str]:
-        """Prefixes to look up now: unknown ones first, then those due a refresh.
+        """Prefixes to look up now: unknown ones first, then those due a refresh
+        (asked again each time until answered).
 
         Entries of prefixes no VIP uses any more are dropped.
         """
-        wanted = set(prefixes)
-        for gone in self._index.keys() - wanted:
-            del self._index[gone]
-            del self._due_at[gone]
+        wanted = prefixes if isinstance(prefixes, (set, frozenset)) else set(prefixes)
+        gone = self._index.keys() - wanted
+        for prefix in gone:
+            del self._index[prefix]
+            del self._due_at[prefix]
+            self._asked.pop(prefix, None)
             self._view = None
         new = sorted(wanted - self._index.keys())
-        stale = [p for p, at in self._due_at.items() if at <= now]
-        return new + stale
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, prefix = heapq.heappop(heap)
+            if self._due_at.get(prefix) == at:
+                self._asked[prefix] = None
+        return new + list(self._asked)
 
     def resolved(self, answers: Mapping[str, int | None], now: float) -> None:
         """Record lookup answers; a prefix missing from `answers` is left as it was."""
@@ -57,7 +72,14 @@ class RouteCache:
             if prefix not in index or index[prefix] != stats_index:
                 self._view = None
             index[prefix] = stats_index
-            self._due_at[prefix] = now + self.refresh_s * (0.5 + 0.5 * self._rng.random())
+            at = now + self.refresh_s * (0.5 + 0.5 * self._rng.random())
+            self._due_at[prefix] = at
+            heapq.heappush(self._heap, (at, prefix))
+            self._asked.pop(prefix, None)
+        if len(self._heap) > 2 * len(self._due_at) + 64:
+            # Superseded entries pile up where answers come faster than refreshes.
+            self._heap = [(at, p) for p, at in self._due_at.items()]
+            heapq.heapify(self._heap)
 
     def view(self) -> dict[str, int | None]:
         """The resolved prefixes; a new dict after each change (scrapes keep theirs)."""

@@ -165,6 +165,8 @@ class VppSource:
         self._stats: BulkStats | None = None
         self._stats_signature: tuple[int, int] | None = None
         self._vip_parser = VipParser()  # reuses the VIP blocks that did not change
+        self._route_vips: tuple[Vip, ...] = ()  # the VIPs _route_prefixes was made from
+        self._route_prefixes: frozenset[str] = frozenset()
         self._routes = RouteCache(route_refresh_s)
         self.route_lookups = 0  # ip_route_lookup requests sent (observability, tests)
         self.route_late = 0  # of which no answer came in time
@@ -384,7 +386,10 @@ class VppSource:
         routes = self._routes
         routes.use_instance(instance)
         now = self._clock()
-        due = routes.due((v.prefix for v in vips if not v.removed), now)
+        if vips != self._route_vips:  # the parser's same Vip objects: one identity check each
+            self._route_vips = vips
+            self._route_prefixes = frozenset(v.prefix for v in vips if not v.removed)
+        due = routes.due(self._route_prefixes, now)
         if not due:
             return routes.view()
         fast = self._route_layout_known()
