@@ -27,11 +27,14 @@ Times (`now_cs`, `discontinuity_cs`, `absent_since_cs`) are the caller's event
 clock (`agentx_lb.clock.EventClock`: centiseconds on the wall clock's scale),
 so a state saved by one agent process keeps its meaning in the next.
 
-`CounterState.revision` counts the changes other than `last_raw` (rows added,
-dropped, re-based, stamped): the state file is written when it moves
-(`agentx_lb.state.write_due`). A state loaded after an unclean stop
-(`unclean`) was saved up to a minute before it: every row's discontinuity
-time moves at the first scrape, since continuity can no longer be proven.
+`CounterState.revision` counts the scrapes that moved an offset (a reset
+absorbed, a VPP restart, a VIP back after an absence): the state file is
+written at once when it moves (`agentx_lb.state.write_due`); anything else
+(rows added or dropped, times stamped, the raw baselines) waits for the
+periodic write, since losing it cannot make a served counter go down. A
+state loaded after an unclean stop (`unclean`) was saved up to a minute
+before it: every row's discontinuity time moves at the first scrape, since
+continuity can no longer be proven.
 """
 
 from __future__ import annotations
@@ -83,12 +86,13 @@ def _pick(row: Sequence[int], indices: list[int], dense: bool = False) -> Sequen
 def _thread_sum(
     rows: Sequence[Sequence[int]], indices: list[int], dense: bool = False
 ) -> list[int]:
-    if not rows:
-        return [0] * len(indices)
-    total = list(_pick(rows[0], indices, dense))
-    for row in rows[1:]:
-        total = list(map(add, total, _pick(row, indices, dense)))
-    return total
+    total: list[int] | None = None
+    for row in rows:
+        picked = _pick(row, indices, dense)
+        if not any(picked):
+            continue  # no traffic on this thread (VPP's main thread, usually): nothing to add
+        total = list(picked) if total is None else list(map(add, total, picked))
+    return [0] * len(indices) if total is None else total
 
 
 def _is_dense(indices: list[int]) -> bool:
@@ -191,18 +195,17 @@ def reduce(
         return frame, CounterState(raw.vpp_instance, fast_rows, state.revision)
     raw_values = list(zip(*columns))
     previous: dict[int, RowState] = {}
-    changed = state is None
+    rebased = False  # an offset moved: the state file must follow at once
     if state is not None:
         kept = state.rows
         if state.vpp_instance != raw.vpp_instance:
             # VPP restarted: every counter, seen now or not, starts again at 0.
             kept = tuple(_rebased(r, now_cs) for r in kept)
-            changed = True
+            rebased = bool(kept)
         elif state.unclean:
             # Saved up to a minute before an unclean stop: what happened since
             # cannot be proven continuous. Offsets stay; the times move.
             kept = tuple(r._replace(discontinuity_cs=now_cs) for r in kept)
-            changed = True
         previous = {r.identity[0]: r for r in kept}
     served_rows: list[tuple[int | None, ...]] = []
     discontinuities: list[int] = []
@@ -213,7 +216,6 @@ def reduce(
         identity = vip.identity
         if old is None or old.identity != identity:
             row = RowState(identity, no_offsets, values, stats_index, now_cs)
-            changed = True
         elif (
             old.absent_since_cs is None
             and stats_index is not None  # then no value is None
@@ -224,15 +226,9 @@ def reduce(
             # The common case: nothing reset, so offsets and time are unchanged.
             disc_cs = old.discontinuity_cs if old.discontinuity_cs <= now_cs else now_cs
             row = RowState(old.identity, old.offsets, values, stats_index, disc_cs)
-            changed = changed or disc_cs != old.discontinuity_cs
         else:
             row = _advance(old, values, stats_index, now_cs)
-            changed = changed or (
-                row.offsets != old.offsets
-                or row.discontinuity_cs != old.discontinuity_cs
-                or row.route_stats_index != old.route_stats_index
-                or old.absent_since_cs is not None
-            )
+            rebased = rebased or row.offsets != old.offsets
         if row.offsets == no_offsets:
             served = values
         else:
@@ -244,13 +240,8 @@ def reduce(
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
     absent = list(previous.values())
-    retained = _still_retained(absent, now_cs, retain_absent_cs)
-    if not changed and absent:
-        changed = len(retained) != len(absent) or any(
-            a is not r for a, r in zip(absent, retained, strict=False)
-        )
-    new_state.extend(retained)
-    revision = 0 if state is None else state.revision + changed
+    new_state.extend(_still_retained(absent, now_cs, retain_absent_cs))
+    revision = 0 if state is None else state.revision + rebased
     served_columns = list(zip(*served_rows)) if served_rows else [()] * COUNTER_COLUMNS
     frame = Frame(vips, served_columns, discontinuities, flows)
     return frame, CounterState(raw.vpp_instance, tuple(new_state), revision)

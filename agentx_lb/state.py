@@ -5,9 +5,11 @@ missing file is the normal first start, anything unreadable is one warning
 and a fresh start. Saving is atomic (temp file in the same directory, fsync,
 rename), mode 0600.
 
-When to write (`write_due`): on an event that changes offsets or identities
-(VPP restarted, a VIP re-created, an index reused: `CounterState.revision`
-moved), at most once per `DRIFT_WRITE_S` when only the raw baselines moved,
+When to write (`write_due`): at once when an offset moved (VPP restarted, a
+reset absorbed, a VIP back after an absence: `CounterState.revision` moved),
+since a restart that lost it could serve a counter lower than before; at most
+once per `DRIFT_WRITE_S` for anything else (rows added or dropped, times
+stamped, the raw baselines: VIPs churn all the time on a large load balancer);
 and at a clean stop (`clean=True`, the only write that says so). Never per
 tick: a write of a large VIP table is megabytes of JSON and two fsyncs.
 """
@@ -30,15 +32,15 @@ log = logging.getLogger(__name__)
 
 _MAX_BYTES = 64 * 1024 * 1024  # far above 10,000 rows; refuse anything absurd
 DRIFT_WRITE_S = 60.0
-_STATE_VERSION = 2  # 2: times on the event clock, the clean-stop marker
+# 2: times on the event clock, the clean-stop marker; 3: rows as arrays.
+_STATE_VERSION = 3
 
 
 def write_due(saved: CounterState | None, saved_at: float, new: CounterState, now: float) -> bool:
     """Should `new` be written, the file holding `saved` (written at `saved_at`)?
 
-    Pure. Identity/offset changes (a new revision, another VPP instance) are
-    written at once; a state whose only change is the raw baselines waits
-    until `DRIFT_WRITE_S` after the last write.
+    Pure. Offset changes (a new revision, another VPP instance) are written at
+    once; any other change waits until `DRIFT_WRITE_S` after the last write.
     """
     if saved is None or new is saved:
         return saved is None
@@ -91,27 +93,32 @@ def save_state(path: str | os.PathLike[str], state: CounterState, *, clean: bool
         os.close(dir_fd)
 
 
+# Rows per json.dumps call: each call holds the GIL (~3 ms for this many), so
+# a GetNext arriving during a write of 50,000 rows waits for one chunk only.
+_ROWS_PER_DUMP = 1000
+_ROW_FIELDS = list(RowState._fields)
+
+
 def to_json(state: CounterState, *, clean: bool = False) -> str:
-    """The state file; `clean`: written at a clean stop (continuity proven)."""
-    return json.dumps(
+    """The state file; `clean`: written at a clean stop (continuity proven).
+
+    Version 3: each row an array in `RowState` order (`row_fields` names them),
+    half the size of version 2's objects and twice as fast to write."""
+    head = json.dumps(
         {
             "version": _STATE_VERSION,
             "clean": clean,
             "vpp_instance": state.vpp_instance,
-            "rows": [
-                {
-                    "identity": list(r.identity),
-                    "offsets": list(r.offsets),
-                    "last_raw": list(r.last_raw),
-                    "route_stats_index": r.route_stats_index,
-                    "discontinuity_cs": r.discontinuity_cs,
-                    "absent_since_cs": r.absent_since_cs,
-                }
-                for r in state.rows
-            ],
+            "row_fields": _ROW_FIELDS,
         },
         separators=(",", ":"),
     )
+    rows = state.rows
+    chunks = (
+        json.dumps(rows[at : at + _ROWS_PER_DUMP], separators=(",", ":"))[1:-1]
+        for at in range(0, len(rows), _ROWS_PER_DUMP)
+    )
+    return head[:-1] + ',"rows":[' + ",".join(chunks) + "]}"
 
 
 def from_json(text: str) -> CounterState:
@@ -120,12 +127,14 @@ def from_json(text: str) -> CounterState:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"counter state is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("version") not in (1, _STATE_VERSION):
+    if not isinstance(doc, dict) or doc.get("version") not in (1, 2, _STATE_VERSION):
         raise ValueError("counter state has an unknown version")
     instance = doc.get("vpp_instance")
     rows = doc.get("rows")
     if not isinstance(instance, str) or not isinstance(rows, list):
         raise ValueError("counter state lacks vpp_instance or rows")
+    if doc["version"] == _STATE_VERSION and doc.get("row_fields") != _ROW_FIELDS:
+        raise ValueError("counter state rows have other fields")
     parsed = tuple(_row_from_json(r) for r in rows)
     if doc["version"] == 1:
         # Version 1 kept times on the old process's uptime: meaningless now.
@@ -139,6 +148,8 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _row_from_json(doc: object) -> RowState:
+    if isinstance(doc, list) and len(doc) == len(_ROW_FIELDS):
+        doc = dict(zip(_ROW_FIELDS, doc))  # version 3
     if not isinstance(doc, dict):
         raise ValueError("counter state row is not an object")
     identity = doc.get("identity")

@@ -128,8 +128,15 @@ def test_write_due_compares_revisions_not_raw_values() -> None:
     assert s3.revision != s2.revision
     assert write_due(s2, 0.0, s3, 1.0)
     _, s4 = reduce(live(4, instance="i2", n=2), s3, 300)  # a VIP gone: retained, stamped
-    assert write_due(s3, 0.0, s4, 1.0)
+    assert not write_due(s3, 0.0, s4, 1.0)  # no offset moved: the periodic write
+    assert write_due(s3, 0.0, s4, DRIFT_WRITE_S)
     assert write_due(None, 0.0, s4, 0.0)
+    _, s5 = reduce(live(5, instance="i2"), s4, 400)  # it came back, re-created by VPP
+    assert s5.revision != s4.revision  # its last values became its offsets
+    assert write_due(s4, 0.0, s5, 1.0)
+    _, s6 = reduce(live(1, instance="i2"), s5, 500)  # every counter went down: reset
+    assert s6.revision != s5.revision
+    assert write_due(s5, 0.0, s6, 1.0)
 
 
 def test_unclean_stop_moves_every_discontinuity_and_no_counter_goes_down(tmp_path) -> None:

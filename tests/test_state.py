@@ -70,3 +70,35 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
         save_state(tmp_path / "blocker", STATE)  # rename onto a directory fails
     assert load_state(path) == STATE
     assert sorted(os.listdir(tmp_path)) == ["blocker", "state.json"]
+
+
+def test_many_rows_round_trip_in_chunks_and_version_2_still_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    from agentx_lb import state as statefile
+
+    monkeypatch.setattr(statefile, "_ROWS_PER_DUMP", 3)  # several chunks, a short last one
+    rows = tuple(
+        RowState((i, f"192.0.2.{i}/32", 6, 80), (i,) * 6, (i, 1, 2, 3, None, i), i, 99, None)
+        for i in range(1, 11)
+    )
+    many = CounterState("sock:1:2|boot:3", rows)
+    path = tmp_path / "state.json"
+    save_state(path, many)
+    assert load_state(path) == many
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 3 and len(doc["rows"]) == 10
+    # The version before: one object per row. An upgrade keeps the offsets.
+    doc["version"] = 2
+    del doc["row_fields"]
+    doc["rows"] = [dict(zip(RowState._fields, row, strict=True)) for row in doc["rows"]]
+    path.write_text(json.dumps(doc))
+    assert load_state(path) == many
+    # Version 3 with other row fields (a later release's file): refused, not misread.
+    save_state(path, many)
+    doc = json.loads(path.read_text())
+    doc["row_fields"] = doc["row_fields"][::-1]
+    path.write_text(json.dumps(doc))
+    assert load_state(path) is None
