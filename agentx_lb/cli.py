@@ -367,7 +367,7 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
     With `metrics_listen`, /metrics is served from a daemon thread out of the
     snapshot the pipeline publishes; a bind failure is one line on `err`, exit 2.
     """
-    from agentx_lb.memory import one_malloc_arena
+    from agentx_lb.memory import big_blocks_mapped, one_malloc_arena
     from agentx_lb.wiring import wire
 
     metrics = None
@@ -380,6 +380,7 @@ def run(cfg: Config, stop: threading.Event, *, err: TextIO | None = None) -> int
             (err or sys.stderr).write(f"{PROG}: metrics: {exc}\n")
             return EXIT_USAGE
     one_malloc_arena()
+    big_blocks_mapped()
     serving_settings()
 
     log.info(

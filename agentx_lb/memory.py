@@ -1,7 +1,8 @@
 """How the scrape thread keeps the process small and the protocol loop unstalled.
 
 At start (`cli.run`), `one_malloc_arena()`: every thread allocates from
-glibc's main arena. Then three habits, applied by `pipeline.py` around each tick:
+glibc's main arena; `big_blocks_mapped()`: large blocks never come from the
+heap. Then three habits, applied by `pipeline.py` around each tick:
 
 * no automatic cyclic GC pass during a tick (`gc_paused`): a tick allocates
   an object or more per VIP and each automatic pass over them holds the GIL
@@ -27,6 +28,7 @@ __all__ = [
     "UNFREEZE_EVERY_TICKS",
     "MemoryPolicy",
     "NoMemoryPolicy",
+    "big_blocks_mapped",
     "freeze_survivors",
     "gc_paused",
     "one_malloc_arena",
@@ -98,6 +100,27 @@ def one_malloc_arena() -> bool:
     if _MALLOPT is None:
         return False
     return bool(_MALLOPT(_M_ARENA_MAX, 1))
+
+
+_M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
+# Blocks this large or larger get pages of their own (mmap), returned to the OS
+# the moment they are freed: the CLI reply (megabytes, as bytes and as text)
+# and the chunks cut from it.
+MMAP_THRESHOLD = 256 * 1024
+
+
+def big_blocks_mapped() -> bool:
+    """Serve every allocation of `MMAP_THRESHOLD` or more from its own mapping
+    (`M_MMAP_THRESHOLD`); False where that is not glibc.
+
+    By default glibc raises the threshold to the size of each mapped block
+    freed (up to 32 MB): after the first multi-MB CLI reply, the next ones come
+    from the heap, where each scrape's transients leave holes between the
+    survivors that `malloc_trim` cannot give back. A fixed threshold stops that.
+    """
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def release_free_heap() -> bool:

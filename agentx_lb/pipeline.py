@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Protocol
 
 from agentx_lb import reduce as reducing
@@ -45,7 +46,13 @@ from agentx_lb.model import (
     Vip,
     VipRow,
 )
-from agentx_lb.notify import DEFAULT_HOLDDOWN_S, Notification, Notifier, ShapeRow, encode
+from agentx_lb.notify import (
+    DEFAULT_HOLDDOWN_S,
+    Notification,
+    Notifier,
+    ShapeRow,
+    encode,
+)
 from agentx_lb.oids import Oid, format_oid
 from agentx_lb.table import CellDrop, Table
 from agentx_lb.values import CellError
@@ -391,5 +398,9 @@ def _table_shape(vips: Sequence[Vip]) -> tuple[ShapeRow, ...]:
     """What vppLbAgentVipTableLastChange tracks: the rows of both tables and each
     backend's state and weight; not flows or buckets, which move all the time."""
     return tuple(
-        (vip.identity, tuple((b.address, b.used, b.weight) for b in vip.backends)) for vip in vips
+        (
+            vip.identity,
+            tuple(chain.from_iterable((b.address, b.used, b.weight) for b in vip.backends)),
+        )
+        for vip in vips
     )

@@ -671,12 +671,16 @@ class VipParser:
     shape, flow counts that do not line up one per backend line), the whole
     text is parsed exactly instead (`_BlockParser`: problems with their line
     numbers). `parse(text).with_flows()` always equals `parse_vips(text).vips`
-    and the problems are the same. The memo holds the VIP blocks of the last
-    parse (their text without moving values) and their Vips.
+    and the problems are the same.
+
+    The memo holds the Vips of the last parse, filed under the `hash()` of
+    their block's text without moving values, not the text itself (~550 bytes
+    a VIP): str hashes are SipHash under a key drawn at random per process,
+    so a changed block takes an old one's Vip with odds of 2**-64.
     """
 
     def __init__(self) -> None:
-        self._blocks: dict[str, Vip] = {}  # block text without moving values -> Vip
+        self._blocks: dict[int, Vip] = {}  # hash of a block's text without moving values -> Vip
         self._exact = _BlockParser()
 
     def parse(self, text: str) -> ParsedVips:
@@ -694,11 +698,12 @@ class VipParser:
     def _parse_cut(self, text: str) -> ParsedVips | None:
         """The fast path; None at the first thing that is not clean."""
         before = self._blocks
-        now: dict[str, Vip] = {}
+        now: dict[int, Vip] = {}
         vips: list[Vip] = []
         flows: list[int] = []
         for blocks, flow_texts in _cut_chunks(text):
-            found = list(map(before.get, blocks))
+            keys = list(map(hash, blocks))
+            found = list(map(before.get, keys))
             if None in found:
                 for k, vip in enumerate(found):
                     if vip is None:
@@ -713,7 +718,7 @@ class VipParser:
                 return None
             vips.extend(chunk)
             flows.extend(_ints(flow_texts))
-            now.update(zip(blocks, chunk))
+            now.update(zip(keys, chunk))
         if len(set(map(_INDEX, vips))) != len(vips):
             return None  # a duplicate index: the exact parse reports it
         self._blocks = now
