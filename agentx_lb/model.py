@@ -380,12 +380,117 @@ class RowState(NamedTuple):
     absent_since_cs: int | None = None  # None while VPP lists the VIP
 
 
+class RowStates(Sequence[RowState]):
+    """Reduce's memory of the rows when every VIP is listed, by column.
+
+    What the common scrape (nothing reset) changes is only the raw values, so
+    it gives a RowStates that shares every other column with the last one and
+    makes no object per row: `last_raw` is the six raw columns of the scrape
+    (VipCounters order). Aligned with `vips` (their identities); none absent.
+    Indexing gives a RowState (made on access), for the slow path, the state
+    file and tests.
+    """
+
+    __slots__ = (
+        "discontinuity_cs",
+        "last_raw",
+        "latest_cs",
+        "offset_columns",
+        "offsets",
+        "route_indices",
+        "vips",
+        "zero_offsets",
+    )
+
+    def __init__(
+        self,
+        vips: Sequence[Vip],
+        offsets: Sequence[tuple[int, ...]],
+        last_raw: Sequence[Sequence[int | None]],
+        route_indices: Sequence[int | None],
+        discontinuity_cs: Sequence[int],
+        *,
+        offset_columns: Sequence[Sequence[int]] | None = None,
+        zero_offsets: bool | None = None,
+        latest_cs: int | None = None,
+    ) -> None:
+        self.vips = vips
+        self.offsets = offsets
+        self.last_raw = last_raw
+        self.route_indices = route_indices
+        self.discontinuity_cs = discontinuity_cs
+        # Derived once, then shared by the scrapes that keep these columns.
+        if offset_columns is None:
+            offset_columns = list(zip(*offsets)) if offsets else [()] * COUNTER_COLUMNS
+        self.offset_columns = offset_columns
+        if zero_offsets is None:
+            zero_offsets = offsets.count((0,) * COUNTER_COLUMNS) == len(offsets)
+        self.zero_offsets = zero_offsets
+        if latest_cs is None:
+            latest_cs = max(discontinuity_cs, default=0)
+        self.latest_cs = latest_cs
+
+    def moved(self, last_raw: Sequence[Sequence[int | None]]) -> RowStates:
+        """The same rows with other raw values (nothing else changed)."""
+        return RowStates(
+            self.vips,
+            self.offsets,
+            last_raw,
+            self.route_indices,
+            self.discontinuity_cs,
+            offset_columns=self.offset_columns,
+            zero_offsets=self.zero_offsets,
+            latest_cs=self.latest_cs,
+        )
+
+    def __len__(self) -> int:
+        return len(self.vips)
+
+    @overload
+    def __getitem__(self, index: int) -> RowState: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RowState, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> RowState | tuple[RowState, ...]:
+        if isinstance(index, slice):
+            return tuple(self._row(i) for i in range(*index.indices(len(self.vips))))
+        n = len(self.vips)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
+        return self._row(index)
+
+    def _row(self, i: int) -> RowState:
+        return RowState(
+            self.vips[i].identity,
+            self.offsets[i],
+            tuple(column[i] for column in self.last_raw),
+            self.route_indices[i],
+            self.discontinuity_cs[i],
+        )
+
+    def __iter__(self) -> Iterator[RowState]:
+        return (self._row(i) for i in range(len(self.vips)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the lists it holds
+
+    def __repr__(self) -> str:
+        return f"RowStates({list(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class CounterState:
     """Offsets per row identity plus the VPP instance they belong to."""
 
     vpp_instance: str
-    rows: tuple[RowState, ...] = ()
+    rows: Sequence[RowState] = ()  # a tuple, or reduce's RowStates
     # Bumped by reduce on every change but last_raw's (not saved, not compared).
     revision: int = field(default=0, compare=False)
     # Loaded from a file not written at a clean stop (not compared).

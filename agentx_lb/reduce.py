@@ -40,8 +40,7 @@ continuity can no longer be proven.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import partial
-from itertools import accumulate, islice, repeat
+from itertools import accumulate, islice
 from operator import add, attrgetter, itemgetter, le, lt
 
 from agentx_lb.model import (
@@ -52,6 +51,7 @@ from agentx_lb.model import (
     Frame,
     RawScrape,
     RowState,
+    RowStates,
     Vip,
     VipCounters,
 )
@@ -190,9 +190,9 @@ def reduce(
         and not state.unclean
         and (fast := _unchanged_rows(state.rows, vips, route_indices, columns, now_cs))
     ):
-        fast_columns, fast_times, fast_rows = fast
-        frame = Frame(vips, fast_columns, fast_times, flows)
-        return frame, CounterState(raw.vpp_instance, fast_rows, state.revision)
+        fast_served, states = fast
+        frame = Frame(vips, fast_served, states.discontinuity_cs, flows)
+        return frame, CounterState(raw.vpp_instance, states, state.revision)
     raw_values = list(zip(*columns))
     previous: dict[int, RowState] = {}
     rebased = False  # an offset moved: the state file must follow at once
@@ -248,59 +248,52 @@ def reduce(
 
 
 def _unchanged_rows(
-    rows: tuple[RowState, ...],
+    rows: Sequence[RowState],
     vips: Sequence[Vip],
     route_indices: list[int | None],
     columns: list[list[int | None]],
     now_cs: int,
-) -> tuple[list[Sequence[int | None]], list[int], tuple[RowState, ...]] | None:
+) -> tuple[list[Sequence[int | None]], RowStates] | None:
     """The common scrape, done a column at a time: the same rows as last time,
     every VIP listed, every route known at the same FIB entry, no value gone
     down, no time from a later clock. Then nothing resets: the offsets and
-    times stay and only the raw values move. (served columns, discontinuity
-    times, next row states), or None when any of that does not hold (then
-    `reduce` goes row by row)."""
+    times stay and only the raw values move. (served columns, next row
+    states), or None when any of that does not hold (then `reduce` goes row
+    by row). After the first such scrape the rows are a `RowStates` and the
+    next ones make no object per row."""
     if not rows or len(rows) != len(vips) or None in route_indices:
         return None
-    if list(map(_IDENTITY, rows)) != list(map(_IDENTITY, vips)):
-        return None
-    if list(map(_ROUTE_INDEX, rows)) != route_indices:
-        return None
-    if list(map(_ABSENT_SINCE, rows)).count(None) != len(rows):
-        return None
-    for last, now in zip(zip(*map(_LAST_RAW, rows)), columns, strict=True):
+    if isinstance(rows, RowStates):
+        same = rows.vips == vips or list(map(_IDENTITY, rows.vips)) == list(map(_IDENTITY, vips))
+        if not same or rows.route_indices != route_indices or rows.latest_cs > now_cs:
+            return None
+        lasts: Sequence[Sequence[int | None]] = rows.last_raw
+        states = rows.moved(columns)
+    else:
+        if list(map(_IDENTITY, rows)) != list(map(_IDENTITY, vips)):
+            return None
+        if list(map(_ROUTE_INDEX, rows)) != route_indices:
+            return None
+        if list(map(_ABSENT_SINCE, rows)).count(None) != len(rows):
+            return None
+        discontinuities = list(map(_DISCONTINUITY, rows))
+        if max(discontinuities) > now_cs:
+            return None
+        lasts = list(zip(*map(_LAST_RAW, rows)))
+        states = RowStates(vips, list(map(_OFFSETS, rows)), columns, route_indices, discontinuities)
+    for last, now in zip(lasts, columns, strict=True):
         # A None in last: unknown since a reset; an int in now (no None: routes known).
         if None in last or not all(map(le, last, now)):  # type: ignore[arg-type]  # no None (checked)
             return None
-    discontinuities = list(map(_DISCONTINUITY, rows))
-    if discontinuities and max(discontinuities) > now_cs:
-        return None
-    offsets = list(map(_OFFSETS, rows))
-    served: list[Sequence[int | None]]
-    if offsets.count(_NO_OFFSETS) == len(offsets):
-        served = list(columns)
-    else:
-        served = [list(map(add, off, now)) for off, now in zip(zip(*offsets), columns, strict=True)]
-    states = tuple(
-        map(
-            _row_state,
-            zip(
-                map(_IDENTITY, rows),
-                offsets,
-                zip(*columns),
-                route_indices,
-                discontinuities,
-                repeat(None),
-            ),
-        )
-    )
-    return served, discontinuities, states
+    if states.zero_offsets:
+        return list(columns), states
+    served: list[Sequence[int | None]] = [
+        list(map(add, off, now)) for off, now in zip(states.offset_columns, columns, strict=True)
+    ]
+    return served, states
 
 
 _NO_OFFSETS = (0,) * COUNTER_COLUMNS
-# RowState from a tuple of its six fields, in C (RowState._make checks the
-# length in Python; the zip above always gives six).
-_row_state = partial(tuple.__new__, RowState)
 _IDENTITY = attrgetter("identity")
 _ROUTE_INDEX = attrgetter("route_stats_index")
 _ABSENT_SINCE = attrgetter("absent_since_cs")
