@@ -701,10 +701,12 @@ class VipParser:
         now: dict[int, Vip] = {}
         vips: list[Vip] = []
         flows: list[int] = []
+        parsed_any = False
         for blocks, flow_texts in _cut_chunks(text):
             keys = list(map(hash, blocks))
             found = list(map(before.get, keys))
             if None in found:
+                parsed_any = True
                 for k, vip in enumerate(found):
                     if vip is None:
                         parsed = _block_vip("ip" + blocks[k])
@@ -719,8 +721,10 @@ class VipParser:
             vips.extend(chunk)
             flows.extend(_ints(flow_texts))
             now.update(zip(keys, chunk))
-        if len(set(map(_INDEX, vips))) != len(vips):
-            return None  # a duplicate index: the exact parse reports it
+        # A duplicate index: the exact parse reports it. With every block from
+        # the memo (whose Vips have distinct indexes), only a block listed twice.
+        if len(now) != len(vips) if not parsed_any else len(set(map(_INDEX, vips))) != len(vips):
+            return None
         self._blocks = now
         return ParsedVips(tuple(vips), (), flows)
 
