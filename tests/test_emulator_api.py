@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -60,3 +61,27 @@ def test_lb_dumps_reproduce_the_25_10_bugs(vpp: EmulatedVpp) -> None:
     assert vips[0].encap == 3  # internal IP4_GRE4, decodes as NAT4
     assert len(all_as) == 1 and all_as[0].flags == 1
     assert one_as == []
+
+
+def test_route_replies_from_a_template_are_what_vpp_papi_packs(vpp: EmulatedVpp) -> None:
+    """Each `ip_route_lookup_reply` is a template with its prefix and stats_index
+    written in: byte for byte what vpp_papi packs for that answer."""
+    msg = vpp._codec.messages["ip_route_lookup_reply"]
+    answers = [
+        None,
+        *(
+            (ipaddress.ip_network(text), stats_index)
+            for text, stats_index in (
+                ("192.0.2.1/32", 17),
+                ("198.51.100.0/24", 0xFFFFFFFE),
+                ("0.0.0.0/0", 0),
+                ("2001:db8::1/128", 5),
+                ("2001:db8:ffff:ffff::/64", 123_456),
+                ("::/0", 1),
+                ("10.0.0.7/32", 50_003),  # after a template of its kind was made
+            )
+        ),
+    ]
+    for found in answers:
+        fields = {"_vl_msg_id": 0, "context": 0, **vpp._route_lookup_fields(found)}
+        assert vpp.packed_route_reply(found) == msg.pack(fields), found
