@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
-from typing import NamedTuple, overload
+from typing import NamedTuple, TypeVar, overload
 
 PROTOCOL_ANY = 255  # VIP without port: every IP protocol
 PORT_ANY = 0
@@ -173,7 +173,53 @@ def with_flows(vip: Vip, flows: Sequence[int]) -> Vip:
     )
 
 
-class Frame(Sequence[VipRow]):
+_T = TypeVar("_T")
+
+
+class _ColumnRows(Sequence[_T]):
+    """A Sequence of rows kept by column: each row made on access (`_row`)."""
+
+    __slots__ = ("vips",)
+
+    vips: Sequence[Vip]  # one per row
+
+    def _row(self, i: int) -> _T:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.vips)
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[_T, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | tuple[_T, ...]:
+        if isinstance(index, slice):
+            return tuple(self._row(i) for i in range(*index.indices(len(self.vips))))
+        n = len(self.vips)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
+        return self._row(index)
+
+    def __iter__(self) -> Iterator[_T]:
+        return (self._row(i) for i in range(len(self.vips)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the lists it holds
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class Frame(_ColumnRows[VipRow]):
     """The served VIP rows, stored by column: what reduce gives the table builder.
 
     What changes every scrape is kept in flat columns: the six counter columns
@@ -188,7 +234,9 @@ class Frame(Sequence[VipRow]):
     flows from the column), for the views, the notifier and tests.
     """
 
-    __slots__ = ("_starts", "counters", "discontinuity_cs", "flows", "vips")
+    __slots__ = ("_starts", "counters", "discontinuity_cs", "flows")
+
+    vips: tuple[Vip, ...]
 
     def __init__(
         self,
@@ -230,43 +278,11 @@ class Frame(Sequence[VipRow]):
                 raise ValueError("flows do not match the VIPs' backends")
         return self._starts
 
-    def __len__(self) -> int:
-        return len(self.vips)
-
-    @overload
-    def __getitem__(self, index: int) -> VipRow: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[VipRow, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> VipRow | tuple[VipRow, ...]:
-        if isinstance(index, slice):
-            return tuple(self._row(i) for i in range(*index.indices(len(self.vips))))
-        n = len(self.vips)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(index)
-        return self._row(index)
-
     def _row(self, i: int) -> VipRow:
         starts = self.backend_starts()
         vip = with_flows(self.vips[i], self.flows[starts[i] : starts[i + 1]])
         counters = VipCounters(*(column[i] for column in self.counters))  # type: ignore[arg-type]  # LB columns are never None
         return VipRow(vip, counters, self.discontinuity_cs[i])
-
-    def __iter__(self) -> Iterator[VipRow]:
-        return (self._row(i) for i in range(len(self.vips)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # unhashable, like the lists it holds
-
-    def __repr__(self) -> str:
-        return f"Frame({list(self)!r})"
 
 
 _COUNTER_FIELDS = (
@@ -380,7 +396,7 @@ class RowState(NamedTuple):
     absent_since_cs: int | None = None  # None while VPP lists the VIP
 
 
-class RowStates(Sequence[RowState]):
+class RowStates(_ColumnRows[RowState]):
     """Reduce's memory of the rows when every VIP is listed, by column.
 
     What the common scrape (nothing reset) changes is only the raw values, so
@@ -398,7 +414,6 @@ class RowStates(Sequence[RowState]):
         "offset_columns",
         "offsets",
         "route_indices",
-        "vips",
         "zero_offsets",
     )
 
@@ -443,25 +458,6 @@ class RowStates(Sequence[RowState]):
             latest_cs=self.latest_cs,
         )
 
-    def __len__(self) -> int:
-        return len(self.vips)
-
-    @overload
-    def __getitem__(self, index: int) -> RowState: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[RowState, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> RowState | tuple[RowState, ...]:
-        if isinstance(index, slice):
-            return tuple(self._row(i) for i in range(*index.indices(len(self.vips))))
-        n = len(self.vips)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(index)
-        return self._row(index)
-
     def _row(self, i: int) -> RowState:
         return RowState(
             self.vips[i].identity,
@@ -470,19 +466,6 @@ class RowStates(Sequence[RowState]):
             self.route_indices[i],
             self.discontinuity_cs[i],
         )
-
-    def __iter__(self) -> Iterator[RowState]:
-        return (self._row(i) for i in range(len(self.vips)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # unhashable, like the lists it holds
-
-    def __repr__(self) -> str:
-        return f"RowStates({list(self)!r})"
 
 
 @dataclass(frozen=True, slots=True)
