@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate
-from operator import itemgetter
-from typing import TypeVar, cast, overload
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar, cast, overload
 
 from agentx_lb.model import Backend, Encap, Frame, Snapshot, Vip, VipRow
 from agentx_lb.oids import (
@@ -587,6 +587,46 @@ class _Builder:
             dropped,
         )
 
+    def encoded(
+        self,
+        ckey: bytes,
+        snmp_type: int,
+        name: str,
+        rows: _Rows,
+        cells: Sequence[bytes | CellError],
+        fresh: Sequence[bool],
+        clean: bool,
+    ) -> _Segment:
+        """A column of cells encoded already (aligned with rows); a CellError
+        cell is left out, and reported when `fresh` (encoded by this build).
+        `clean`: no cell is a CellError (known from `_VipCells.clean`)."""
+        if clean:
+            parts = cast("Sequence[bytes]", cells)
+            sel = None
+            dropped = 0
+        else:
+            parts = []
+            chosen: list[int] = []
+            dropped = 0
+            for r, cell in enumerate(cells):
+                if isinstance(cell, CellError):
+                    dropped += 1
+                    if fresh[r]:
+                        self._note(name, ckey + rows.suffix(r), cell)
+                    continue
+                parts.append(cell)
+                chosen.append(r)
+            sel = array("I", chosen)
+        widths = set(map(len, parts))
+        width = widths.pop() if len(widths) == 1 else 0
+        voff = None if width else array("I", accumulate(map(len, parts), initial=0))
+        seg = _Segment(
+            ckey, self.heads(snmp_type, ckey, rows), rows, sel, b"".join(parts), voff, width,
+            dropped,
+        )  # fmt: skip
+        self.segments.append(seg)
+        return seg
+
     def _note(self, column: str, oid_key: bytes, exc: CellError) -> None:
         rel = struct.unpack(f"!{len(oid_key) // 4}I", oid_key)
         self.drops.append(CellDrop(column, rel, exc.kind, str(exc)))
@@ -684,23 +724,39 @@ def _enc_weight(value: object) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class _VipCells:
+    """One VIP's encoded configuration cells, kept while its Vip object stands.
+
+    A changed or new VIP (a new Vip object, the parser's rule) is encoded
+    again; every other one reuses these, so a table build after VIPs churned
+    costs per changed VIP, not per VIP. A cell that failed validation is its
+    CellError (reported by the build that made it).
+    """
+
+    name: bytes | CellError
+    address: bytes | CellError
+    backend_order: tuple[int, ...]  # the VIP's backend positions in OID order (bad, duplicate out)
+    backend_keys: tuple[bytes, ...]  # their index suffixes, in that order
+    backend_names: tuple[bytes | CellError, ...]  # their vppLbBackendName cells, in that order
+    backend_drops: int  # backends left out (bad or duplicate address)
+    clean: bool  # no CellError in name, address or backend_names
+
+
+@dataclass(frozen=True, slots=True)
 class _Memo:
-    """What one build keeps for the next: its inputs and the segments they gave.
+    """What one build keeps for the next: its VIPs and what they gave.
 
     Every column that depends on the VIPs' configuration only (all but the
     counters, the discontinuity times and the flows) is reused whole when the
     next build has the same VIPs (the parser hands back the same Vip objects
     while VPP's configuration stands, so the compare is one identity check per
-    VIP); otherwise the strings, addresses and backend row order are reused
-    where their inputs did not change, and the rest encoded again.
+    VIP); otherwise each unchanged VIP's encoded cells are (`_VipCells`).
     """
 
-    vips: tuple[Vip, ...]
+    vips: tuple[Vip, ...]  # as given (before validation); keeps the objects of `cells` alive
+    cells: dict[int, _VipCells]  # id(vip) -> its cells, for the VIPs served
     vip_rows: _Rows
-    vip_static: tuple[list[object], ...]  # addresses, versions, prefix lengths, protocols, ports
     static_segs: dict[int, _Segment]  # column key -> segment, for the same VIPs
-    b_owner: array[int]  # per backend (VIP order, then VPP's): position of its VIP row
-    b_addrs: list[str]
     b_order: array[int]  # flat backend positions in OID order (bad and duplicate ones left out)
     b_in_order: bool  # b_order is every backend in VPP's order
     b_rows: _Rows
@@ -797,6 +853,9 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
     vrows = _Rows.of_u32([v.index for v in vips])
     if memo is not None and memo.vip_rows.suf == vrows.suf:
         vrows = memo.vip_rows
+    known = memo.cells if memo is not None else {}
+    cells = [known.get(id(v)) or _vip_cells(v) for v in vips]
+    fresh = [id(v) not in known for v in vips]
     static: tuple[list[object], ...] = (
         [v.address for v in vips],
         [v.ip_version for v in vips],
@@ -804,51 +863,49 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
         [v.protocol for v in vips],
         [v.port for v in vips],
     )
-    same_static = memo is not None and memo.vip_rows is vrows and memo.vip_static == static
-    names: list[object] | None = None
     static_segs: dict[int, _Segment] = {}
+    clean = all(map(_CLEAN, cells))
 
     entry = pack_oid(VIP_ENTRY)
     actives = [len([b for b in v.backends if b.used]) for v in vips]
-    raws: Sequence[object]
     for col in _VIP_COLUMNS:
         ckey = entry + _U32.pack(col)
         if col == VipColumn.NAME or col == VipColumn.ADDRESS:
-            if same_static:
-                assert memo is not None
-                seg = memo.static_segs[col]
-                bld.segments.append(seg)
-            elif col == VipColumn.NAME:
-                names = [v.name for v in vips]
-                seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, names,
-                                 partial(_encode_vip, col))  # fmt: skip
-            else:
-                raws = [Inet(v.address, v.ip_version) for v in vips]
-                seg = bld.column(ckey, col.snmp_type, col.mib_name, vrows, raws,
-                                 partial(_encode_vip, col))  # fmt: skip
-            static_segs[col] = seg
-            continue
-        raws = _vip_column(col, frame, actives, static)
-        seg = _vip_segment(bld, ckey, col, vrows, raws)
+            encoded = list(map(_NAME_CELL if col == VipColumn.NAME else _ADDRESS_CELL, cells))
+            seg = bld.encoded(ckey, col.snmp_type, col.mib_name, vrows, encoded, fresh, clean)
+        else:
+            seg = _vip_segment(bld, ckey, col, vrows, _vip_column(col, frame, actives, static))
         if col not in _DYNAMIC_VIP_COLUMNS:
             static_segs[col] = seg
     del actives
 
-    # Backend rows, sorted by their index (vip, type, len, address octets).
+    # Backend rows in OID order: VIP by VIP (rows are sorted by VIP index,
+    # the first sub-id of a backend's index), each VIP's in its own order.
+    starts = list(accumulate((len(v.backends) for v in vips), initial=0))
+    order_list: list[int] = []
+    keys: list[bytes] = []
+    name_cells: list[bytes | CellError] = []
+    name_fresh: list[bool] = []
+    b_dropped = 0
+    for k, c in enumerate(cells):
+        at = starts[k]
+        n = len(c.backend_order)
+        if n == starts[k + 1] - at and c.backend_order == tuple(range(n)):
+            order_list.extend(range(at, at + n))
+        else:
+            order_list.extend([at + j for j in c.backend_order])
+        keys.extend(c.backend_keys)
+        name_cells.extend(c.backend_names)
+        name_fresh.extend([fresh[k]] * n)
+        b_dropped += c.backend_drops
+        if fresh[k] and c.backend_drops:
+            _note_backend_drops(bld, vips[k])
+    bld.dropped += b_dropped
+    order = array("I", order_list)
+    del order_list
+    brows = memo.b_rows if memo is not None and memo.b_rows.suf == b"".join(keys) else _Rows(keys)
+    del keys
     backs = [b for v in vips for b in v.backends]
-    owner = array("I", [k for k, v in enumerate(vips) for _ in v.backends])
-    addrs = [b.address for b in backs]
-    if (
-        memo is not None
-        and memo.vip_rows is vrows
-        and memo.b_owner == owner
-        and memo.b_addrs == addrs
-    ):
-        order, brows, b_dropped = memo.b_order, memo.b_rows, memo.b_dropped
-        bld.dropped += b_dropped
-    else:
-        order, brows, b_dropped = _backend_rows(bld, vips, backs, owner)
-    same_brows = memo is not None and memo.b_rows is brows
     sb = [backs[j] for j in order]
 
     bentry = pack_oid(BACKEND_ENTRY)
@@ -862,26 +919,79 @@ def build_table(snapshot: Snapshot, root: Oid, previous: Table | None = None) ->
             bentry + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, raws, encode, **kw
         )
     del sb
-    in_order = memo.b_in_order if same_brows and memo is not None else _in_order(order, len(backs))
+    in_order = _in_order(order, len(backs))
     _flows_segment(bld, frame, order, in_order, brows)
     bcol = BackendColumn.NAME
-    if same_static and same_brows:
-        assert memo is not None
-        b_name_seg = memo.b_name_seg
-        bld.segments.append(b_name_seg)
-    else:
-        if names is None:
-            names = [v.name for v in vips]
-        raws = [f"{backs[j].address} via {names[owner[j]]}" for j in order]
-        bkey = bentry + _U32.pack(bcol)
-        b_name_seg = bld.column(
-            bkey, bcol.snmp_type, bcol.mib_name, brows, raws, enc_display, none_absent=False
-        )
+    b_name_seg = bld.encoded(
+        bentry + _U32.pack(bcol), bcol.snmp_type, bcol.mib_name, brows, name_cells, name_fresh,
+        clean,
+    )  # fmt: skip
     next_memo = _Memo(
-        snapshot_vips(snapshot.rows, frame), vrows, static, static_segs, owner, addrs, order,
-        in_order, brows, b_dropped, b_name_seg, vip_drops,
+        snapshot_vips(snapshot.rows, frame), dict(zip(map(id, vips), cells)), vrows,
+        static_segs, order, in_order, brows, b_dropped, b_name_seg, vip_drops,
     )  # fmt: skip
     return bld.finish(root, next_memo, snapshot.taken_at)
+
+
+_CLEAN = attrgetter("clean")
+_NAME_CELL = attrgetter("name")
+_ADDRESS_CELL = attrgetter("address")
+
+
+def _vip_cells(vip: Vip) -> _VipCells:
+    """Encode what depends on one VIP's configuration only."""
+    name = vip.name
+    name_cell = _try(partial(_encode_vip, VipColumn.NAME), name)
+    address_cell = _try(partial(_encode_vip, VipColumn.ADDRESS), Inet(vip.address, vip.ip_version))
+    keyed: list[tuple[bytes, int]] = []
+    for j, b in enumerate(vip.backends):
+        try:
+            keyed.append((_backend_index(vip.index, b), j))
+        except CellError:
+            continue  # reported by _note_backend_drops
+    keyed.sort(key=itemgetter(0))  # stable: of two equal keys the first listed wins
+    order: list[int] = []
+    keys: list[bytes] = []
+    for key, j in keyed:
+        if keys and keys[-1] == key:
+            continue  # a duplicate backend (reported by _note_backend_drops)
+        keys.append(key)
+        order.append(j)
+    backends = vip.backends
+    names = [_try(enc_display, f"{backends[j].address} via {name}") for j in order]
+    clean = all(type(c) is bytes for c in (name_cell, address_cell, *names))
+    return _VipCells(
+        name_cell, address_cell, tuple(order), tuple(keys), tuple(names),
+        len(backends) - len(order), clean,
+    )  # fmt: skip
+
+
+def _try(encode: Callable[[Any], bytes], value: object) -> bytes | CellError:
+    try:
+        return encode(value)
+    except CellError as exc:
+        return exc
+
+
+def _note_backend_drops(bld: _Builder, vip: Vip) -> None:
+    """Report the backends of `vip` left out of the backend table (not counted:
+    the caller counts `_VipCells.backend_drops`)."""
+    seen: set[bytes] = set()
+    keyed: list[tuple[bytes, int]] = []
+    for j, b in enumerate(vip.backends):
+        try:
+            keyed.append((_backend_index(vip.index, b), j))
+        except CellError as exc:
+            bld._note("vppLbBackendAddress", pack_oid(VIP_ENTRY), exc)
+    keyed.sort(key=itemgetter(0))
+    for key, j in keyed:
+        if key in seen:
+            bld._note(
+                "vppLbBackendAddress",
+                pack_oid(BACKEND_ENTRY) + key,
+                CellError("duplicate backend", vip.backends[j].address),
+            )
+        seen.add(key)
 
 
 # Backend column keys in `_Memo.static_segs` (apart from the VIP columns').
@@ -946,7 +1056,7 @@ def _build_moving(bld: _Builder, frame: Frame, memo: _Memo, root: Oid, taken_at:
     vrows = memo.vip_rows
     for col in _VIP_COLUMNS:
         if col in _DYNAMIC_VIP_COLUMNS:
-            raws = _vip_column(col, frame, [], memo.vip_static)
+            raws = _vip_column(col, frame, [], ())
             _vip_segment(bld, entry + _U32.pack(col), col, vrows, raws)
         else:
             bld.segments.append(memo.static_segs[col])
@@ -1003,35 +1113,3 @@ _COUNTER_COLUMN_INDEX = {
 }
 # Bulk-path ranges (the cell path, `_encode_vip`, reports the same limits).
 _VIP_RANGES = {**_VIP_LIMITS, VipColumn.PREFIX_LENGTH: 128}
-
-
-def _backend_rows(
-    bld: _Builder, vips: Sequence[Vip], backs: list[Backend], owner: array[int]
-) -> tuple[array[int], _Rows, int]:
-    """(flat positions in OID order, their index suffixes, cells dropped)."""
-    before = bld.dropped
-    entry = pack_oid(VIP_ENTRY)
-    keys: list[bytes] = []
-    pos: list[int] = []
-    for j, (k, b) in enumerate(zip(owner, backs)):
-        try:
-            keys.append(_backend_index(vips[k].index, b))
-        except CellError as exc:
-            bld.drop("vppLbBackendAddress", entry, exc)
-            continue
-        pos.append(j)
-    parts: list[bytes] = []
-    order: list[int] = []
-    bentry = pack_oid(BACKEND_ENTRY)
-    for t in sorted(range(len(keys)), key=keys.__getitem__):  # stable: first one wins
-        kb = keys[t]
-        if parts and parts[-1] == kb:
-            bld.drop(
-                "vppLbBackendAddress",
-                bentry + kb,
-                CellError("duplicate backend", backs[pos[t]].address),
-            )
-            continue
-        parts.append(kb)
-        order.append(pos[t])
-    return array("I", order), _Rows(parts), bld.dropped - before
