@@ -152,6 +152,7 @@ class Pipeline:
         self._withdrawn = False
         self._table_shape: tuple[ShapeRow, ...] = ()
         self._shape_vips: tuple[Vip, ...] = ()  # what _table_shape was made from
+        self._shape_rows: dict[int, ShapeRow] = {}  # id(vip) -> its row, for _shape_vips
         self._last_change_cs = 0  # event time (EventClock); 0: no change yet
         self._total_failures = 0
         self._last_error = ""
@@ -260,6 +261,7 @@ class Pipeline:
                 assert self._last_good is not None
                 self._table_shape = ()
                 self._shape_vips = ()
+                self._shape_rows = {}  # its ids were of the VIPs just let go
                 self._last_change_cs = self._events.at_cs(self._last_good + self._stale_limit_s)
             self._rows = ()
             self._settings = None
@@ -273,8 +275,11 @@ class Pipeline:
         if vips == self._shape_vips:  # the parser's same Vip objects: one identity check each
             shape = self._table_shape
         else:
-            shape = _table_shape(vips)
-            self._shape_vips = vips
+            # Each VIP's row of the shape is made once per Vip object.
+            known = self._shape_rows
+            shape = tuple(known.get(id(v)) or _shape_row(v) for v in vips)
+            self._shape_rows = dict(zip(map(id, vips), shape))
+            self._shape_vips = vips  # (keeps the objects of _shape_rows' ids alive)
         if shape != self._table_shape:
             self._table_shape = shape
             self._last_change_cs = self._events.at_cs(now)
@@ -397,10 +402,10 @@ def log_drops(once: OnceLogger, drops: Iterable[CellDrop]) -> None:
 def _table_shape(vips: Sequence[Vip]) -> tuple[ShapeRow, ...]:
     """What vppLbAgentVipTableLastChange tracks: the rows of both tables and each
     backend's state and weight; not flows or buckets, which move all the time."""
-    return tuple(
-        (
-            vip.identity,
-            tuple(chain.from_iterable((b.address, b.used, b.weight) for b in vip.backends)),
-        )
-        for vip in vips
-    )
+    return tuple(map(_shape_row, vips))
+
+
+def _shape_row(vip: Vip) -> ShapeRow:
+    """One VIP's row of the shape; its backends flat (`agentx_lb.notify.BackendShape`)."""
+    backends = tuple(chain.from_iterable((b.address, b.used, b.weight) for b in vip.backends))
+    return (vip.identity, backends)
