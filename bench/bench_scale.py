@@ -391,6 +391,10 @@ def probe_getnext(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     trips: list[tuple[float, float]] = []  # (sent at, round trip s)
+    # An answer names the next cell of the same column: its OID's BER content
+    # starts with the column's (a snmpd answering for an absent agent would not).
+    column = run._ber_oid(oid[:-1])[2:]
+    wrong = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(2.0)
         end = time.perf_counter() + duration_s
@@ -401,14 +405,18 @@ def probe_getnext(
             s.sendto(getnext_packet(oid, rid), address)
             try:
                 while True:  # skip late answers to earlier probes
-                    if rid.to_bytes(4, "big") in s.recv(65536):
+                    data = s.recv(65536)
+                    if rid.to_bytes(4, "big") in data:
                         break
                 trips.append((t0, time.perf_counter() - t0))
+                wrong += column not in data
             except TimeoutError:
                 trips.append((t0, 2.0))
             time.sleep(0.001)
     stop.set()
     sampler.join(5)
+    if wrong > len(trips) // 100:
+        raise RuntimeError(f"GETNEXT: {wrong} of {len(trips)} answers not from the VIP table")
     busy = [
         (a[0], b[0]) for a, b in itertools.pairwise(samples) if b[1] - a[1] > 0.0005
     ]  # slots (start, end) in which a scrape ran
@@ -557,7 +565,7 @@ def bench_point(n_vips: int, backends: int, churn_per_s: float, timing: Timing) 
         out.update({f"churn_{k}": float(v) for k, v in churn.items()})
         run.stop_proc(agent)
         agent = None
-        # (f) one counter-state write at this size (the agent stopped: nothing competes).
+        # (f) one counter-state write at this size (with the agent stopped).
         out["state_write_ms"], state_bytes = run.state_write_ms(emu)
         out["state_kb"] = state_bytes / 1000
         return out
