@@ -603,6 +603,7 @@ def bench_point(
                 failed += 1
                 keep = True
                 _log(f"  {n_vips}x{backends}: walk FAILED its check: {exc}")
+                time.sleep(timing.interval_s)  # past a passing cause (a table swap)
                 continue
             _log(f"  {n_vips}x{backends}: walk {len(walks)}/{WALKS} {walks[-1].wall_s:.1f} s")
         out["walks_failed"] = failed
