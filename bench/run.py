@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # full: 10 / 100 / 1,000 / 10,000 VIPs
     .venv/bin/python bench/run.py --quick    # smallest sizes only (CI, < ~1 min)
     .venv/bin/python bench/run.py --save     # also write bench/results/<date>-<machine>.md/.json
+    .venv/bin/python bench/run.py --scale [bench_scale.py's arguments]   # the scale axis
 
 Everything compared runs in this one run on this machine; each timed figure
 is the min and median of 3. Walks: `snmpbulkwalk -Cr25` of the whole VIP table
@@ -765,10 +766,16 @@ def render(rows: list[tuple[str, float, str, str]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--scale" in args:  # 1,000 to 50,000 VIPs under live traffic: bench/bench_scale.py
+        import bench_scale
+
+        return bench_scale.main([x for x in args if x != "--scale"], prog="run.py --scale")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smallest sizes only (CI)")
     p.add_argument("--save", action="store_true", help="write bench/results/<date>-<machine>.*")
-    a = p.parse_args(argv)
+    p.add_argument("--scale", action="store_true", help="the scale axis (bench/bench_scale.py)")
+    a = p.parse_args(args)
     scrape_sizes = [10] if a.quick else [10, 1000, 10000]
     walk_sizes = [100] if a.quick else [100, 1000, 10000]
     idle_s, probe_windows_n = (5.0, 3) if a.quick else (10.0, 9)

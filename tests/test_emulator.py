@@ -149,3 +149,34 @@ def test_ten_thousand_vips_fit_and_read_back(vpp: EmulatedVpp) -> None:
     assert all(len(row) == 10_001 for row in d["first session packet"])
     assert d["first session packet"][:, 10_000].sum() == 9
     assert d[ROUTE_TO][:, last].sum_packets() == 9
+
+
+def test_bulk_traffic_and_flows_match_the_per_vip_calls(make_vpp) -> None:
+    # traffic_all / add_flows_all (the benchmarks' live load balancer) count
+    # exactly what traffic() / set_flows() on each VIP would, as vpp_papi reads it.
+    one, bulk = make_vpp(), make_vpp()
+    for vpp in (one, bulk):
+        for k in range(3):
+            i = vpp.add_vip(f"192.0.2.{k + 1}/32", protocol=6, port=80)
+            vpp.add_backend(i, f"10.0.{k}.2")
+            vpp.add_backend(i, f"10.0.{k}.3")
+        vpp.del_vip(2)  # a hole in the index pool
+    counts = {"next_packets": 3, "first_packets": 1, "no_server_packets": 2}
+    for i in one.vip_indices():
+        one.traffic(i, thread=2, octets_per_packet=50, **counts)
+        for k, address in enumerate(("10.0.{}.2", "10.0.{}.3")):
+            one.set_flows(i, address.format(i - 1), 5 + k)
+    bulk.traffic_all(thread=2, octets_per_packet=50, **counts)
+    bulk.set_flows(1, "10.0.0.3", 1)  # add_flows_all moves every backend from where it is
+    bulk.set_flows(3, "10.0.2.3", 1)
+    bulk.add_flows_all(5)
+    names = [*LB_COUNTERS, ROUTE_TO]
+    with stats_client(one) as a, stats_client(bulk) as b:
+        da, db = a.dump(names), b.dump(names)
+    for name in LB_COUNTERS:
+        assert da[name] == db[name], name
+    assert [list(row) for row in da[ROUTE_TO]] == [list(row) for row in db[ROUTE_TO]]
+    assert one.show_vips_verbose() == bulk.show_vips_verbose()
+    assert "    10.0.2.3 512 buckets   6 flows  dpo:" in bulk.show_vips_verbose()
+    bulk.add_flows_all(-100)  # never below 0
+    assert " 0 flows " in bulk.show_vips_verbose() and " 6 flows " not in bulk.show_vips_verbose()

@@ -12,9 +12,10 @@ Public API (``EmulatedVpp(run_dir, *, workers=2, cli_style="25.10", version="25.
 * ``stats_socket``, ``api_socket``, ``api_dir``, ``api_files``.
 * ``add_vip(prefix, protocol=, port=, encap=, new_size=, src_ip_sticky=, dscp=,
   nat_type=, target_port=) -> index``, ``del_vip(index, keep_removed=)``, ``gc()``,
-  ``add_backend``, ``remove_backend``, ``set_flows``.
+  ``add_backend``, ``remove_backend``, ``set_flows``, ``add_flows_all(delta)``.
 * ``traffic(vip_index, thread=, next_packets=, first_packets=, untracked_packets=,
-  no_server_packets=, octets_per_packet=)``, ``set_counter(name, thread, index, value)``.
+  no_server_packets=, octets_per_packet=)``, ``traffic_all(...)`` (the same on every
+  VIP, in bulk), ``set_counter(name, thread, index, value)``.
 * ``cli(cmd)``, ``show_vips_verbose()``, ``route_stats_index(prefix)``.
 * Faults: ``vpp.faults`` (``Faults``: handshake_hang, hang, die_on, bad_crc,
   lb_plugin, cli_empty, cli_extra, absent, route_miss), ``stats_socket_down(stale=)``,

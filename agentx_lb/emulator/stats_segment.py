@@ -237,6 +237,25 @@ class StatsSegment:
         p, o = self.get_combined(name, thread, index)
         self.set_combined(name, thread, index, p + packets, o + octets)
 
+    def add_simple_many(self, name: str, thread: int, indices: list[int], delta: int) -> None:
+        """``add_simple`` at each of ``indices``, in one pass over the thread row."""
+        row = self._entries[self._by_name[name]].rows[thread]
+        mask = 0xFFFFFFFFFFFFFFFF
+        with memoryview(self.mm) as mm, mm[row.off : row.off + 8 * row.length].cast("Q") as q:
+            for i in indices:
+                q[i] = (q[i] + delta) & mask
+
+    def add_combined_many(
+        self, name: str, thread: int, indices: list[int], packets: int, octets: int
+    ) -> None:
+        """``add_combined`` at each of ``indices``, in one pass over the thread row."""
+        row = self._entries[self._by_name[name]].rows[thread]
+        mask = 0xFFFFFFFFFFFFFFFF
+        with memoryview(self.mm) as mm, mm[row.off : row.off + 16 * row.length].cast("Q") as q:
+            for i in indices:
+                q[2 * i] = (q[2 * i] + packets) & mask
+                q[2 * i + 1] = (q[2 * i + 1] + octets) & mask
+
     def zero_index(self, name: str, index: int) -> None:
         """vlib_zero_simple/combined_counter: clear one index in every thread row."""
         entry = self._entries[self._by_name[name]]

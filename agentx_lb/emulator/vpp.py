@@ -102,7 +102,8 @@ class _Vip:
     target_port: int
     backends: list[_Backend] = field(default_factory=list)
     removed: bool = False
-    text: tuple[str, str] | None = None  # cached CLI text around the counters
+    # Cached CLI text around the counters: (head, tail with a %d per backend's flows).
+    text: tuple[str, str] | None = None
 
     @property
     def vip_type(self) -> str:
@@ -526,7 +527,13 @@ class EmulatedVpp:
     def set_flows(self, vip_index: int, address: str, n: int) -> None:
         with self.lock:
             self._backend(vip_index, address).flows = n
-            self._vips[vip_index].text = None
+
+    def add_flows_all(self, delta: int) -> None:
+        """Every backend's flow count moves by ``delta`` (not below 0), as on a live LB."""
+        with self.lock:
+            for vip in self._vips.values():
+                for b in vip.backends:
+                    b.flows = max(0, b.flows + delta)
 
     def _backend(self, vip_index: int, address: str) -> _Backend:
         addr = _address(address)
@@ -560,6 +567,34 @@ class EmulatedVpp:
             if packets and route is not None:
                 octets = packets * octets_per_packet
                 seg.add_combined(ROUTE_TO, thread, route.stats_index, packets, octets)
+
+    def traffic_all(
+        self,
+        *,
+        thread: int = 1,
+        next_packets: int = 0,
+        first_packets: int = 0,
+        untracked_packets: int = 0,
+        no_server_packets: int = 0,
+        octets_per_packet: int = 100,
+    ) -> None:
+        """``traffic()`` with the same counts on every VIP, one pass per counter row
+        (a live load balancer for the benchmarks: every counter moves)."""
+        deltas = (next_packets, first_packets, untracked_packets, no_server_packets)
+        with self.lock:
+            if not self._vips:
+                return
+            seg = self.segment
+            indices = list(self._vips)
+            for name, delta in zip(LB_COUNTERS, deltas):
+                if delta:
+                    seg.add_simple_many(name, thread, indices, delta)
+            packets = sum(deltas)
+            routes = (self._routes.get(vip.prefix) for vip in self._vips.values())
+            stats = [route.stats_index for route in routes if route is not None]
+            if packets and stats:
+                octets = packets * octets_per_packet
+                seg.add_combined_many(ROUTE_TO, thread, stats, packets, octets)
 
     def set_counter(
         self, name: str, thread: int, index: int, value: int, octets: int | None = None
@@ -678,12 +713,14 @@ class EmulatedVpp:
                     f"{e[index] if index < len(e) else 0}\n"
                     f"    first session packet: {f[index] if index < len(f) else 0}\n"
                     f"    untracked packet: {u[index] if index < len(u) else 0}\n"
-                    f"    no server configured: {n[index] if index < len(n) else 0}\n{tail}"
+                    f"    no server configured: {n[index] if index < len(n) else 0}\n"
+                    f"{tail % tuple(b.flows for b in vip.backends)}"
                 )
             return "".join(out)
 
     def _format_vip_parts(self, vip: _Vip) -> tuple[str, str]:
-        """The text before and after the counter lines (cached until the VIP changes)."""
+        """The text before and after the counter lines (cached until the VIP changes);
+        the flow counts, which move all the time, are a %d each in the tail."""
         sticky = " src_ip_sticky" if vip.src_ip_sticky and self.cli_style != "pre-23.02" else ""
         removed = " removed" if vip.removed else ""
         lines = [
@@ -702,15 +739,14 @@ class EmulatedVpp:
         tail = [f"  #as:{len(vip.backends)}\n"]
         for b, buckets in zip(vip.backends, vip.buckets()):
             state = " removed" if b.removed else "used"
+            address = str(b.address).replace("%", "%%")  # an IPv6 scope id
             if self.cli_style == "master":
                 tail.append(
-                    f"    {b.address} weight:{b.weight} buckets:{buckets} flows:{b.flows}"
+                    f"    {address} weight:{b.weight} buckets:{buckets} flows:%d"
                     f" dpo:{b.dpo} {state}\n"
                 )
             else:
-                tail.append(
-                    f"    {b.address} {buckets} buckets   {b.flows} flows  dpo:{b.dpo} {state}\n"
-                )
+                tail.append(f"    {address} {buckets} buckets   %d flows  dpo:{b.dpo} {state}\n")
         tail.append("\n")
         return "".join(lines), "".join(tail)
 
