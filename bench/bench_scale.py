@@ -680,7 +680,7 @@ FIGURES = (
     Figure("scrape_cpu_ms", "(c) agent CPU ms per scrape (all of it: window CPU / scrapes)", True),
     Figure("scrape_cpu_pct", "(c) agent CPU % of one core at the interval, no requests", True),
     Figure("getnext_probes", "(d) GETNEXT round trips measured"),
-    Figure("getnext_skipped", "(d) GETNEXT answers from past our subtree (agent > 1 s)"),
+    Figure("getnext_skipped", "(d) GETNEXT answers from past our subtree (no rows served)"),
     Figure("getnext_median_ms", "(d) GETNEXT round trip ms, median"),
     Figure("getnext_p99_ms", "(d) GETNEXT round trip ms, p99"),
     Figure("getnext_max_ms", "(d) GETNEXT round trip ms, longest", growth=True),
