@@ -9,8 +9,9 @@ as 0). Every table carries the time of the scrape its rows came from
 row older than the limit is served even while a VPP call hangs this thread.
 TimeStamps are events on the `EventClock`; the agent puts them on snmpd's clock.
 The counter state is written by `agentx_lb.state.write_due` and by `close()`.
-`Pipeline.run()` ticks on a monotonic deadline: the first tick at once, missed
-slots skipped, never a burst. Any other exception is a bug: logged with its
+`Pipeline.run()` ticks on a monotonic deadline: the first tick at once; a tick
+that overran its slot is followed at once by the next, the missed slots dropped
+(never a burst). Any other exception is a bug: logged with its
 traceback and re-raised, so the process exits and systemd restarts it.
 
 With `notify`, each published scrape also goes to `agentx_lb.notify.Notifier`
@@ -358,10 +359,15 @@ class Pipeline:
                 deadline += self._interval_s
                 now = self._clock()
                 if now >= deadline:
-                    # Overran: skip the missed slots rather than catching up in a burst.
+                    # Overran: the next tick starts at once and the slots start
+                    # again from it. Waiting for the next slot instead would
+                    # leave the table up to two intervals plus a tick old, past
+                    # the staleness limit on a large LB, and the rows would be
+                    # withdrawn although every scrape succeeded. Never a burst:
+                    # the missed slots are dropped.
                     missed = int((now - deadline) // self._interval_s) + 1
-                    log.debug("scrape overran slots_skipped=%d", missed)
-                    deadline += missed * self._interval_s
+                    log.debug("scrape overran slots_dropped=%d", missed)
+                    deadline = now
                 self._wait(stop, deadline)
         except Exception:
             log.exception("scrape thread crashed")

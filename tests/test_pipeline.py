@@ -368,8 +368,9 @@ class FakeStop:
         return self.is_set()
 
 
-def test_run_is_deadline_based_and_skips_missed_slots() -> None:
-    # Scrape costs: 1 s, then 12 s (overruns two 5 s slots), then 1 s.
+def test_run_is_deadline_based_and_starts_again_at_once_after_an_overrun() -> None:
+    # Scrape costs: 1 s, then 12 s (overruns two 5 s slots), then 1 s. Waiting
+    # for the next slot would leave the table 2 intervals + a tick old.
     h = harness([raw(vip(1))])
     costs = iter([1.0, 12.0, 1.0, 1.0])
     start_times: list[float] = []
@@ -382,10 +383,11 @@ def test_run_is_deadline_based_and_skips_missed_slots() -> None:
 
     h.source.read = read  # type: ignore[method-assign]  # a timed read for this test
     p = h.pipeline(interval_s=5.0)
-    stop = FakeStop(h.clock, waits=3)
+    stop = FakeStop(h.clock, waits=4)
     p.run(stop)
-    assert [t - 1000.0 for t in start_times] == [0.0, 5.0, 20.0]  # no burst after 12 s
-    assert stop.timeouts == [4.0, 3.0, 4.0]
+    # After the 12 s tick (ended at 17 s): one tick at once, no burst, then every 5 s.
+    assert [t - 1000.0 for t in start_times] == [0.0, 5.0, 17.0, 22.0]
+    assert stop.timeouts == [4.0, 0.0, 4.0, 4.0]
 
 
 def test_run_reraises_bugs_and_thread_sets_crashed() -> None:
