@@ -239,12 +239,23 @@ def reduce(
         discontinuities.append(row.discontinuity_cs)
         new_state.append(row)
     # What is left was not listed by VPP this time: keep it a while.
-    absent = list(previous.values())
-    new_state.extend(_still_retained(absent, now_cs, retain_absent_cs))
+    retained = _still_retained(previous.values(), now_cs, retain_absent_cs)
     revision = 0 if state is None else state.revision + rebased
     served_columns = list(zip(*served_rows)) if served_rows else [()] * COUNTER_COLUMNS
     frame = Frame(vips, served_columns, discontinuities, flows)
-    return frame, CounterState(raw.vpp_instance, tuple(new_state), revision)
+    rows: Sequence[RowState]
+    if retained or not new_state:
+        rows = (*new_state, *retained)
+    else:
+        # Every row listed: by column, so the next scrape can go a column at a time.
+        rows = RowStates(
+            vips,
+            list(map(_OFFSETS, new_state)),
+            list(zip(*map(_LAST_RAW, new_state))),
+            list(map(_ROUTE_INDEX, new_state)),
+            discontinuities,
+        )
+    return frame, CounterState(raw.vpp_instance, rows, revision)
 
 
 def _unchanged_rows(
